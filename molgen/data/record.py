@@ -107,7 +107,7 @@ def make_record(
 
 
 def _set_cell(data: Data, cell: Any, pbc: Sequence[bool] | None, dtype: torch.dtype) -> None:
-    lattice = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    lattice = np.array(cell, dtype=np.float64).reshape(3, 3)  # a copy: inputs may be read-only
     if not np.isfinite(lattice).all():
         raise RecordError("cell has non-finite entries")
     volume = abs(float(np.linalg.det(lattice)))
