@@ -9,6 +9,7 @@ and give exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except MolgenError as exc:
         print(f"molgen {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print(f"molgen {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -91,20 +91,20 @@ def _qm9_source() -> Source:
 
     def build(writer: PackedWriter, policy: ReadPolicy):
         arrays = qm9.load_qm9pack_arrays()
-        sizes = torch.as_tensor(np.asarray(arrays["sizes"], dtype=np.int64))
+        sizes = torch.as_tensor(np.asarray(arrays.sizes, dtype=np.int64))
         atom_ptr = torch.zeros(len(sizes) + 1, dtype=torch.long)
         atom_ptr[1:] = torch.cumsum(sizes, 0)
         n_atoms = int(atom_ptr[-1])
         flat = {
             "atom_ptr": atom_ptr,
-            K.POS: torch.as_tensor(np.asarray(arrays["positions"], dtype=np.float32)),
-            K.ATOMIC_NUMBERS: torch.as_tensor(np.asarray(arrays["atomic_numbers"], dtype=np.int64)),
-            K.FORMAL_CHARGES: torch.zeros(n_atoms, dtype=torch.int8),
-            K.PROPERTIES: torch.as_tensor(np.asarray(arrays["properties"], dtype=np.float32)),
+            K.POS: torch.as_tensor(np.asarray(arrays.positions, dtype=np.float32)),
+            K.ATOMIC_NUMBERS: torch.as_tensor(np.asarray(arrays.atomic_numbers, dtype=np.int64)),
+            K.FORMAL_CHARGES: torch.zeros(n_atoms, dtype=torch.int8),  # QM9 molecules are neutral
+            K.PROPERTIES: torch.as_tensor(np.asarray(arrays.properties, dtype=np.float32)),
         }
-        names = [str(i) for i in arrays["gdb_index"]]
+        names = [f"gdb_{i}" for i in arrays.gdb_index]
         writer.add_arrays(flat, names)
-        return edm_qm9_split(len(sizes)), list(qm9.PROPERTY_NAMES), list(qm9.PROPERTY_UNITS)
+        return edm_qm9_split(len(sizes)), list(qm9.QM9_PROPERTY_NAMES), list(qm9.QM9_PROPERTY_UNITS)
 
     return Source("qm9", files, build)
 
@@ -154,7 +154,7 @@ def _qm9_sample_source() -> Source:
 
     def build(writer, policy):
         splits, _, _ = inner(writer, policy)
-        return splits, list(qm9.PROPERTY_NAMES), list(qm9.PROPERTY_UNITS)
+        return splits, list(qm9.QM9_PROPERTY_NAMES), list(qm9.QM9_PROPERTY_UNITS)
 
     source.build = build
     return source
