@@ -29,12 +29,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torch_geometric.data import Data
 
 from molgen import keys as K
 from molgen.data.packed import FORMAT_VERSION, PackedStructures, PackedWriter
@@ -43,6 +42,9 @@ from molgen.data.readers.base import logical_suffix
 from molgen.data.splits import edm_qm9_split, random_split, split_name_of_file
 from molgen.data.statistics import DatasetStatistics, StatisticsAccumulator, _lattice_parameters
 from molgen.errors import InputError, MolgenError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -23,13 +23,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
 
 from molgen import keys as K
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 FORMAT_VERSION = 1
 PER_ATOM = (K.POS, K.ATOMIC_NUMBERS, K.FORMAL_CHARGES, K.FIXED, K.FRAC_POS,
@@ -193,6 +195,8 @@ class PackedStructures:
         return self.shards[shard], index - int(self.shard_start[shard])
 
     def __getitem__(self, index: int) -> Data:
+        from torch_geometric.data import Data
+
         shard, i = self.locate(int(index))
         start, stop = int(shard["atom_ptr"][i]), int(shard["atom_ptr"][i + 1])
         data = Data()

@@ -11,13 +11,15 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-from torch_geometric.data import Data
 
 from molgen import keys as K
 from molgen.elements import symbol
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 @dataclass

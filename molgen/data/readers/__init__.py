@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from importlib import import_module
 from pathlib import Path
-from typing import Iterator
-
-from torch_geometric.data import Data
+from typing import TYPE_CHECKING, Iterator
 
 from molgen.data.readers.base import ReadPolicy, SkipLog, logical_suffix
 from molgen.errors import InputError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 # extension -> (module, function); functions have the signature (path, policy) -> Iterator[Data]
 READERS: dict[str, tuple[str, str]] = {
