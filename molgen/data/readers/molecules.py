@@ -53,6 +53,7 @@ def read_sdf(path: Path, policy: ReadPolicy) -> Iterator[Data]:
 
     path = Path(path)
     supplier = Chem.SDMolSupplier()
+    index = 0
     with open_text(path) as handle:
         for index, lines, terminated in _sdf_blocks(path, handle):
             title = lines[0].strip() if lines else ""
@@ -78,6 +79,8 @@ def read_sdf(path: Path, policy: ReadPolicy) -> Iterator[Data]:
                 policy.fail(InputError(path, str(exc), record=label))
                 continue
             yield record
+    if index == 0:
+        raise InputError(path, "file holds no molecule records (empty, or not an SDF/MOL file)")
 
 
 def _sdf_blocks(path: Path, handle: IO[str]) -> Iterator[tuple[int, list[str], bool]]:
@@ -120,6 +123,8 @@ def _check_molblock(lines: list[str], terminated: bool) -> str | None:
     if len(ctab) < n_atoms:
         return f"truncated record: counts line announces {n_atoms} atoms but only {len(ctab)} atom lines follow{cut}"
     for i, line in enumerate(ctab[:n_atoms], start=1):
+        if len(line.rstrip("\n")) < 32:
+            return f"atom line {i} is incomplete: '{line.rstrip()}' (expected x, y, z and an element symbol)"
         problem = _check_atom(line[31:34].strip(), (line[0:10], line[10:20], line[20:30]), i)
         if problem is not None:
             return problem
@@ -215,6 +220,7 @@ def read_xyz(path: Path, policy: ReadPolicy) -> Iterator[Data]:
         yield from read_qm9_raw_xyz(path, policy)
         return
     stem = _stem(path)
+    frame = 0
     with open_text(path) as handle:
         for frame, lineno, count_line, comment, atom_lines, problem in _xyz_frames(path, handle):
             label = f"{frame} (line {lineno})"
@@ -233,6 +239,8 @@ def read_xyz(path: Path, policy: ReadPolicy) -> Iterator[Data]:
                 policy.fail(InputError(path, str(exc), record=label))
                 continue
             yield record
+    if frame == 0:
+        raise InputError(path, "file holds no XYZ frames (it is empty)")
 
 
 class _FrameError(ValueError):
