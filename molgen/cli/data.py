@@ -62,6 +62,7 @@ def run_stats(args: argparse.Namespace) -> int:
 def _stream_statistics(path: Path, on_error: str) -> tuple[DatasetStatistics, dict]:
     """Statistics of a file or folder read record by record (constant memory, no cache)."""
     from molgen import keys as K
+    from molgen.data.datasets import _declared_property_names
     from molgen.data.readers import ReadPolicy, read_structures
     from molgen.data.statistics import StatisticsAccumulator
     from molgen.errors import InputError
@@ -70,6 +71,8 @@ def _stream_statistics(path: Path, on_error: str) -> tuple[DatasetStatistics, di
         raise InputError(path, "no such file or folder, and not a dataset name (qm9, qm9_sample)")
     policy = ReadPolicy(on_error)  # type: ignore[arg-type]
     acc = StatisticsAccumulator()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    acc.property_names = next((names for f in files if (names := _declared_property_names(f))), [])
     records = read_structures(path, policy)
     if sys.stderr.isatty():
         from tqdm.auto import tqdm

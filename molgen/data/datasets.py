@@ -132,6 +132,8 @@ def _file_source(path: Path, name: str | None = None, seed: int = 0) -> Source:
         indices: dict[str, list[int]] = {"train": [], "valid": [], "test": []}
         property_names: list[str] = []
         for file in readable:
+            if not property_names:
+                property_names = _declared_property_names(file)
             for record in _progress(read_structures(file, policy), f"reading {file.name}"):
                 if use_file_splits:
                     indices[split_of_file[file]].append(writer.n_structures)
@@ -145,6 +147,18 @@ def _file_source(path: Path, name: str | None = None, seed: int = 0) -> Source:
         return splits, property_names, [""] * len(property_names)
 
     return Source(name or str(path), files, build)
+
+
+def _declared_property_names(file: Path) -> list[str]:
+    """Names of the ``y`` columns a file declares up front (CDVAE CSV property columns)."""
+    if logical_suffix(file) == ".csv":
+        from molgen.data.readers.tables import csv_columns
+
+        if "cif" in csv_columns(file):
+            from molgen.data.readers.crystals import cdvae_property_columns
+
+            return list(cdvae_property_columns(file))
+    return []
 
 
 def _qm9_sample_source() -> Source:

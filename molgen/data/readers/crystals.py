@@ -7,8 +7,9 @@ Every reader yields periodic records (``cell [1, 3, 3]``, ``frac_pos [n_atoms, 3
 CIF text is parsed with pymatgen's ``CifParser`` (the path the CDVAE/DiffCSP code takes through
 ``Structure.from_str(cif, fmt="cif")``; about 2 ms per 20-atom P1 CIF). The structure is kept as given:
 no Niggli or primitive reduction unless asked for. Before pymatgen builds a structure the block is
-checked here, because pymatgen accepts some nonsense quietly (a negative or NaN cell length, an
-unknown element symbol becomes a dummy species, coinciding atoms are merged):
+read with gemmi's CIF parser (microseconds) and checked here, because pymatgen accepts some nonsense
+quietly (a negative or NaN cell length, an unknown element symbol becomes a dummy species, coinciding
+atoms are merged):
 
 - cell lengths must be finite and positive, angles finite, in (0, 180) degrees, and together span a
   non-degenerate cell;
@@ -66,21 +67,41 @@ def _cif_number(text: str) -> float:
     return float(value)  # ValueError on text that is not a number
 
 
-def _check_block(block: dict) -> None:
-    """Check cell and element symbols of one CIF block given as pymatgen's ``as_dict`` mapping."""
-    if "_atom_site_cartn_x" in {k.lower() for k in block} or "_atom_site.cartn_x" in {k.lower() for k in block}:
+def _find(block, *tags: str):
+    """First value of the first tag present (CIF 1 ``_cell_length_a`` or DDL2 ``_cell.length_a`` spelling)."""
+    for tag in tags:
+        value = block.find_value(tag)
+        if value is not None:
+            return value
+    return None
+
+
+def _find_column(block, *tags: str) -> list[str]:
+    import gemmi
+
+    for tag in tags:
+        values = list(block.find_values(tag))
+        if values:
+            return [gemmi.cif.as_string(v) for v in values]
+    return []
+
+
+def _check_block(block) -> None:
+    """Check the cell and element symbols of one CIF block (a ``gemmi.cif.Block``)."""
+    if _find(block, "_atom_site.Cartn_x", "_atom_site_Cartn_x") is not None and _find(block, "_cell_length_a") is None:
         raise CifBlockError(
             "this is a macromolecular mmCIF (Cartesian _atom_site.Cartn_x), not a crystal; read receptors with "
             "molgen.data.readers.proteins.read_protein"
         )
     values = []
     for key in _CELL_LENGTHS + _CELL_ANGLES:
-        if key not in block:
+        raw = _find(block, key, key.replace("_cell_", "_cell."))
+        if raw is None:
             raise CifBlockError(f"the cell is incomplete: {key} is missing")
         try:
-            values.append(_cif_number(block[key]))
+            values.append(_cif_number(raw))
         except ValueError:
-            raise CifBlockError(f"{key} = {block[key]!r} is not a number") from None
+            raise CifBlockError(f"{key} = {raw!r} is not a number") from None
     lengths, angles = values[:3], values[3:]
     for key, value in zip(_CELL_LENGTHS, lengths):
         if not math.isfinite(value) or value <= 0:
@@ -97,10 +118,12 @@ def _check_block(block: dict) -> None:
             f"(alpha, beta, gamma) = ({angles[0]:g}, {angles[1]:g}, {angles[2]:g}) degrees give a singular cell "
             "(zero volume)"
         )
-    symbols = block.get("_atom_site_type_symbol", block.get("_atom_site_label"))
-    if symbols is None:
+    symbols = _find_column(block, "_atom_site_type_symbol", "_atom_site.type_symbol") or _find_column(
+        block, "_atom_site_label", "_atom_site.label"
+    )
+    if not symbols:
         raise CifBlockError("no atoms: the block has no _atom_site_type_symbol or _atom_site_label loop")
-    for text in [symbols] if isinstance(symbols, str) else symbols:
+    for text in symbols:
         match = _SYMBOL.match(str(text).strip())
         candidates = [] if match is None else [match.group(1), match.group(1)[:2], match.group(1)[:1]]
         if not any(_is_element(c) for c in candidates):
@@ -117,21 +140,19 @@ def _is_element(symbol: str) -> bool:
     return True
 
 
-def _n_atom_site_rows(block: dict) -> int:
-    for key in ("_atom_site_fract_x", "_atom_site_label", "_atom_site_type_symbol"):
-        if key in block:
-            value = block[key]
-            return 1 if isinstance(value, str) else len(value)
+def _n_atom_site_rows(block) -> int:
+    for tag in ("_atom_site_fract_x", "_atom_site.fract_x", "_atom_site_label", "_atom_site_type_symbol"):
+        n = len(list(block.find_values(tag)))
+        if n:
+            return n
     return 0
 
 
-def _is_p1(block: dict) -> bool:
-    for key in ("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz", "_space_group_symop.operation_xyz"):
-        if key in block:
-            ops = block[key]
-            ops = [ops] if isinstance(ops, str) else ops
-            return len(ops) == 1 and ops[0].replace(" ", "").lower() == "x,y,z"
-    return False
+def _is_p1(block) -> bool:
+    ops = _find_column(
+        block, "_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz", "_space_group_symop.operation_xyz"
+    )
+    return len(ops) == 1 and ops[0].replace(" ", "").lower() == "x,y,z"
 
 
 def structure_from_cif_block(text: str, *, primitive: bool = False, niggli: bool = False):
@@ -142,22 +163,21 @@ def structure_from_cif_block(text: str, *, primitive: bool = False, niggli: bool
     from pymatgen.core.periodic_table import DummySpecies
     from pymatgen.io.cif import CifParser
 
+    import gemmi
+
+    try:
+        block = gemmi.cif.read_string(text)[0]
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise CifBlockError(f"not valid CIF syntax: {exc}") from None
+    _check_block(block)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             parser = CifParser.from_str(text)
-        except Exception as exc:  # pymatgen raises several types on malformed text
-            raise CifBlockError(f"not valid CIF: {exc}") from None
-        blocks = parser.as_dict()
-        if not blocks:
-            raise CifBlockError("no data block found (a CIF block starts with 'data_<name>')")
-        block = next(iter(blocks.values()))
-        _check_block(block)
-        try:
             structures = parser.parse_structures(primitive=False, on_error="raise")
-        except Exception as exc:
+        except Exception as exc:  # pymatgen raises several types on malformed blocks
             reasons = [str(w.message) for w in caught if not _benign(w)]
-            detail = "; ".join(reasons) or str(exc)
+            detail = "; ".join(reasons) or f"{type(exc).__name__}: {exc}"
             detail = " ".join(detail.split())
             raise CifBlockError(f"pymatgen cannot build a structure: {detail}") from None
     if len(structures) != 1:
@@ -311,7 +331,8 @@ def read_cdvae_csv(
                 y = [float(row[i]) if row[i].strip() != "" else math.nan for i in prop_cols]
             except ValueError:
                 bad = next(header[i] for i in prop_cols if row[i].strip() and not _is_number(row[i]))
-                policy.fail(InputError(path, f"property {bad} = {row[header.index(bad)]!r} is not a number", record=where))
+                reason = f"property {bad} = {row[header.index(bad)]!r} is not a number"
+                policy.fail(InputError(path, reason, record=where))
                 continue
             try:
                 record = _record_from_cif_text(row[cif_col], material_id, primitive=primitive, niggli=niggli)
