@@ -35,7 +35,53 @@ def add_parser(subparsers) -> None:
     build.add_argument("--rebuild", action="store_true", help="build again even if cached")
     build.add_argument("--cache-dir", type=Path)
     build.set_defaults(handler=run_build)
+    pocket = commands.add_parser("pocket", help="pocket of a receptor around a ligand (or a centre)")
+    pocket.add_argument("protein", type=Path, help="receptor PDB or mmCIF file")
+    pocket.add_argument("ligand", type=Path, nargs="?", help="reference ligand SDF (omit with --center)")
+    pocket.add_argument("--radius", type=float, default=10.0, help="residues with any atom within this distance (Å)")
+    pocket.add_argument("--center", type=_center, metavar="X,Y,Z", help="pocket around a point instead of a ligand")
+    pocket.add_argument("-o", "--output", type=Path, help="write the pocket residues as PDB")
+    pocket.add_argument("--json", type=Path, metavar="OUT", help="write residues and counts as JSON")
+    pocket.set_defaults(handler=run_pocket)
     parser.set_defaults(handler=lambda args: parser.print_help() or 1)
+
+
+def _center(text: str) -> tuple[float, float, float]:
+    try:
+        x, y, z = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--center takes three numbers X,Y,Z, got '{text}'") from None
+    return x, y, z
+
+
+def run_pocket(args: argparse.Namespace) -> int:
+    from molgen import keys as K
+    from molgen.data.readers import proteins
+    from molgen.errors import MolgenError
+    from molgen.export.pdb import pocket_residues, write_pocket_pdb
+
+    if args.center is not None:
+        protein = proteins.read_protein(args.protein)
+        record = proteins.pocket_from_center(protein, args.center, args.radius)
+        n_ligand = 0
+    elif args.ligand is not None:
+        record = proteins.read_pocket(args.protein, args.ligand, radius=args.radius)
+        n_ligand = int((~record[K.IS_PROTEIN]).sum())
+    else:
+        raise MolgenError("give a ligand SDF or --center X,Y,Z")
+    residues = pocket_residues(record)
+    n_protein = int(record[K.IS_PROTEIN].sum())
+    print(f"pocket of {args.protein.name}: {len(residues)} residues, {n_protein} atoms within {args.radius:g} Å"
+          + (f" of {n_ligand} ligand atoms" if n_ligand else f" of {args.center}"))
+    for start in range(0, len(residues), 8):
+        print("  " + "  ".join(residues[start : start + 8]))
+    if args.output:
+        write_pocket_pdb(record, args.output)
+    if args.json:
+        args.json.write_text(json.dumps({"residues": residues, "n_residues": len(residues),
+                                         "n_pocket_atoms": n_protein, "n_ligand_atoms": n_ligand,
+                                         "radius": args.radius}, indent=1))
+    return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:
