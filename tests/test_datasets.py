@@ -134,3 +134,26 @@ def test_data_stats_cli_reports_bad_file_without_traceback(tmp_path, capsys):
     assert main(["data", "stats", str(path)]) == 2
     err = capsys.readouterr().err
     assert "truncated.xyz" in err and "Traceback" not in err
+
+
+def test_pdbbind_layout_dataset(tmp_path, shared_data):
+    import shutil
+
+    root = tmp_path / "refined-set"
+    for pdb_id, folder in (("3ug2", "pdbbind_3ug2"), ("1h36", "crossdocked_1h36")):
+        (root / pdb_id).mkdir(parents=True)
+        source = shared_data / "proteins" / folder
+        protein = next(source.glob("*.pdb"))
+        ligand = next(source.glob("*.sdf"))
+        shutil.copy(protein, root / pdb_id / f"{pdb_id}_protein.pdb")
+        shutil.copy(ligand, root / pdb_id / f"{pdb_id}_ligand.sdf")
+    dataset = open_dataset(f"pdbbind:{root}", cache_dir=tmp_path / "cache")
+    assert len(dataset) == 2
+    complex_ = dataset[0]
+    assert complex_[K.FIXED].any() and not complex_[K.FIXED].all()
+    assert torch.equal(complex_[K.FIXED], complex_[K.IS_PROTEIN])
+    assert (complex_[K.RESIDUE_TYPE][complex_[K.IS_PROTEIN]] >= -1).all()
+    dm = StructureDataModule(f"pdbbind:{root}", batch_size=2, cache_dir=tmp_path / "cache")
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch[K.FIXED].dtype == torch.bool and K.IS_PROTEIN in batch

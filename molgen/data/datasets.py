@@ -9,6 +9,8 @@ Sources
 - ``qm9``: the 130,831 molecules of the ``qm9pack`` package (install ``molgen[qm9]``), the 12
   standard properties as ``y``, EDM's split (:func:`molgen.data.splits.edm_qm9_split`).
 - ``qm9_sample``: the 1,000 bundled molecules of ``data/qm9/qm9_sample.csv.gz``.
+- ``pdbbind:<folder>`` / ``crossdocked:<folder>``: protein-ligand complexes (ligand free, pocket
+  fixed) in the PDBbind or CrossDocked layouts (:mod:`molgen.data.readers.proteins`).
 - a file or folder in any format :func:`molgen.data.readers.read_structures` reads. Folders whose
   files are named ``train*`` / ``val*`` / ``test*`` keep those as splits; anything else gets a
   seeded 80/10/10 random split.
@@ -176,6 +178,48 @@ def _qm9_sample_source() -> Source:
     return source
 
 
+def _complex_source(scheme: str, root: Path, seed: int = 0) -> Source:
+    """Protein-ligand complexes: ``pdbbind:<refined-set folder>`` or ``crossdocked:<pocket10 folder>``.
+
+    CrossDocked keeps the splits of ``split_by_name.pt`` (looked for in the folder and beside it);
+    when it has no validation split, a seeded 1 % of train is held out. PDBbind gets a seeded
+    80/10/10 split by complex.
+    """
+    from molgen.data.readers import proteins
+
+    if not root.is_dir():
+        raise InputError(root, f"{scheme} dataset folder not found")
+    split_file = next((p for p in (root / "split_by_name.pt", root.parent / "split_by_name.pt") if p.exists()), None)
+    index_file = root / "index.pkl"
+    files = [f for f in (split_file, index_file) if f is not None and f.exists()] or [root]
+
+    def build(writer: PackedWriter, policy: ReadPolicy):
+        if scheme == "pdbbind":
+            for record in _progress(proteins.iter_pdbbind(root, policy=policy), "reading PDBbind"):
+                writer.add(record)
+            return random_split(writer.n_structures, seed=seed), [], []
+        if split_file is None:
+            for record in _progress(proteins.iter_crossdocked(root, policy=policy), "reading CrossDocked"):
+                writer.add(record)
+            return random_split(writer.n_structures, seed=seed), [], []
+        indices: dict[str, list[int]] = {}
+        for split in proteins.load_crossdocked_split(split_file):
+            name = {"val": "valid"}.get(split, split)
+            indices[name] = []
+            records = proteins.iter_crossdocked(root, split_file=split_file, split=split, policy=policy)
+            for record in _progress(records, f"reading CrossDocked {split}"):
+                indices[name].append(writer.n_structures)
+                writer.add(record)
+        splits = {k: np.asarray(v, dtype=np.int64) for k, v in indices.items()}
+        if "valid" not in splits and len(splits.get("train", [])):
+            train = np.random.default_rng(seed).permutation(splits["train"])
+            n_valid = max(1, len(train) // 100)
+            splits["valid"], splits["train"] = np.sort(train[:n_valid]), np.sort(train[n_valid:])
+        return splits, [], []
+
+    return Source(f"{scheme}_{root.name}", [Path(f) for f in files], build)
+
+
 NAMED_SOURCES: dict[str, Callable[[], Source]] = {
     "qm9": _qm9_source,
     "qm9_sample": _qm9_sample_source,
@@ -186,7 +230,13 @@ def resolve_source(source: str | Path) -> Source:
     """A :class:`Source` for a dataset name or a path."""
     if str(source) in NAMED_SOURCES:
         return NAMED_SOURCES[str(source)]()
+    scheme, _, rest = str(source).partition(":")
+    if scheme in COMPLEX_SCHEMES and rest:
+        return _complex_source(scheme, Path(rest))
     return _file_source(Path(source))
+
+
+COMPLEX_SCHEMES = ("pdbbind", "crossdocked")
 
 
 # --- the dataset -------------------------------------------------------------------------------
