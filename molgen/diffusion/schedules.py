@@ -13,7 +13,8 @@ Every schedule is mapped into ``[s, 1 - s]`` by the precision affine map of EDM 
 "polynomial_2" with ``s = 1e-5``): ``alpha_bar = (1 - 2 s) f(t) + s`` for a shape ``f`` falling from 1 to 0.
 This keeps ``log_snr`` finite at both ends, so ``alpha_bar(0) ~ 1`` and ``alpha_bar(1) ~ 0`` without
 clipping betas step by step. (EDM additionally clips the ratio of consecutive steps at 0.001 before adding
-``s``; on its 1000-step grid that only touches the last step and changes ``alpha_bar`` there by < 1e-11.)
+``s``; on its 1000-step grid that only touches the last step, where it gives ``alpha_bar(1) = 1.0004e-5``
+instead of our ``1.0000e-5``; every other grid value is identical.)
 
 All computations are done in float64 and returned in the dtype of ``t``.
 
