@@ -164,16 +164,18 @@ def edm_bonds(z: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def edm_bonds_batch(
     zs: Sequence[np.ndarray], positions: Sequence[np.ndarray], max_elements: int = 20_000_000
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """:func:`edm_bonds` for many molecules at once: molecules of equal size are stacked and done together.
 
-    ``max_elements`` caps the size of one ``[m, n, n]`` block so that large sets stay within memory.
+    Returns the ``(pairs, orders)`` of each molecule and ``[n_molecules]`` the shortest interatomic distance
+    of each in Å (``inf`` for one atom). ``max_elements`` caps one ``[m, n, n, 3]`` block to bound memory.
     """
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(zs)
+    shortest = np.full(len(zs), np.inf)
     sizes = np.array([len(z) for z in zs], dtype=np.int64)
     for n in np.unique(sizes):
         members = np.flatnonzero(sizes == n)
-        if n == 0:
+        if n < 2:
             for m in members:
                 out[m] = (np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
             continue
@@ -183,12 +185,16 @@ def edm_bonds_batch(
             block = members[start:start + chunk]
             pos = np.stack([np.asarray(positions[m], dtype=np.float32) for m in block])  # [m, n, 3]
             z = np.stack([np.asarray(zs[m], dtype=np.int64) for m in block])  # [m, n]
-            orders = orders_from_distances(TYPE_OF_Z[np.clip(z, 0, 118)], pair_distances_pm(pos))
+            dist = pair_distances_pm(pos)  # [m, n, n]
+            orders = orders_from_distances(TYPE_OF_Z[np.clip(z, 0, 118)], dist)
             upper = orders[:, iu, ju]  # [m, n_pairs]
+            shortest[block] = dist[:, iu, ju].min(axis=1) / 100.0
+            rows, cols = np.nonzero(upper)
+            bounds = np.searchsorted(rows, np.arange(len(block) + 1))
             for row, m in enumerate(block):
-                keep = np.flatnonzero(upper[row])
+                keep = cols[bounds[row]:bounds[row + 1]]
                 out[m] = (np.stack([iu[keep], ju[keep]], axis=1), upper[row, keep].astype(np.int64))
-    return out  # type: ignore[return-value]
+    return out, shortest  # type: ignore[return-value]
 
 
 def valences(n_atoms: int, pairs: np.ndarray, orders: np.ndarray) -> np.ndarray:

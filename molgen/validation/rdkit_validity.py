@@ -31,11 +31,18 @@ class ValidityResult(NamedTuple):
     error: str | None
 
 
-def _rdkit():
-    from rdkit import Chem, RDLogger
+_CHEM = None
 
-    RDLogger.DisableLog("rdApp.*")
-    return Chem
+
+def _rdkit():
+    """``rdkit.Chem``, imported on first use with RDKit's error log silenced (failures are reported instead)."""
+    global _CHEM
+    if _CHEM is None:
+        from rdkit import Chem, RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
+        _CHEM = Chem
+    return _CHEM
 
 
 def build_mol(z: Sequence[int], bonds: np.ndarray, charges: Sequence[int] | None = None, single: bool = False):
@@ -77,12 +84,13 @@ def check_one(item: Item) -> ValidityResult:
     whole, error = _sanitized_smiles(Chem, mol)
     if whole is None:
         return ValidityResult(False, None, None, 0, f"sanitization failed: {error}")
+    if len(Chem.GetMolFrags(mol)) <= 1:
+        return ValidityResult(True, whole, whole, 1, None)
     fragments = Chem.GetMolFrags(mol, asMols=True)
-    if len(fragments) <= 1:
-        return ValidityResult(True, whole, whole, max(1, len(fragments)), None)
     largest = max(fragments, key=lambda m: m.GetNumAtoms())
     smiles, error = _sanitized_smiles(Chem, largest)
-    return ValidityResult(smiles is not None, smiles, whole, len(fragments), error)
+    # EDM keeps the molecule as valid even if its largest fragment alone does not sanitize (smiles None)
+    return ValidityResult(True, smiles, whole, len(fragments), error)
 
 
 def _check_chunk(items: list[Item]) -> list[ValidityResult]:
