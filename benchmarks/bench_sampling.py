@@ -1,0 +1,270 @@
+"""Sampling benchmarks: speed per sampler and step count, quality against the full schedule, guidance strength.
+
+Usage::
+
+    # structures/s on CPU for the QM9 'default' preset (untrained weights: speed does not depend on them)
+    python benchmarks/bench_sampling.py speed --preset default --batch-size 100 --threads 2
+
+    # EDM-protocol quality of few-step samplers against ancestral sampling over the full schedule
+    python benchmarks/bench_sampling.py quality --checkpoint runs/qm9/checkpoints/last.ckpt -n 1000
+
+    # classifier-free guidance strength against property error and validity (a conditional checkpoint)
+    python benchmarks/bench_sampling.py guidance --checkpoint CKPT --property gap --target 5.5 \\
+        --scales 0 1 2 4 8 -n 200 --oracle-steps 2000    # qm9 data: gap in eV
+
+Every command prints a markdown table (and ``--json OUT`` writes the rows). Seeds are fixed, so a rerun gives the
+same samples; timings depend on the machine's load (the script prints ``os.getloadavg()`` next to them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+QM9_SAMPLE = REPO / "data" / "qm9" / "qm9_sample.csv.gz"
+
+DEFAULT_SPEED_GRID = ["ddpm:1000", "ddim:100", "ddim:50", "dpm:100", "dpm:50", "dpm:25", "heun:50", "heun:25"]
+DEFAULT_QUALITY_GRID = ["ddpm:full", "ddim:100", "ddim:50", "dpm:100", "dpm:50", "heun:50", "heun:25"]
+
+
+def load(args):
+    from molgen.sampling.model import SamplingModel, load_sampling_model
+
+    if args.checkpoint:
+        return load_sampling_model(args.checkpoint)
+    from molgen.data.readers import read_all
+    from molgen.data.statistics import StatisticsAccumulator
+    from molgen.training.config import load_config
+    from molgen.training.module import DiffusionModule
+
+    acc = StatisticsAccumulator(["gap"])
+    for record in read_all(QM9_SAMPLE):
+        acc.add(record)
+    config = load_config(REPO / "configs" / "qm9.yaml", [f"model.preset={args.preset}"])
+    torch.manual_seed(0)
+    module = DiffusionModule(config, acc.finish().to_dict())
+    return SamplingModel.from_module(module.eval(), name=f"untrained-{args.preset}")
+
+
+def parse_grid(items):
+    out = []
+    for item in items:
+        name, _, steps = item.partition(":")
+        out.append((name, None if steps in ("", "full") else int(steps)))
+    return out
+
+
+def table(rows, columns):
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def load_line() -> str:
+    one, five, _ = os.getloadavg()
+    return (f"load average {one:.2f} (1 min), {five:.2f} (5 min), {os.cpu_count()} CPUs, "
+            f"torch threads {torch.get_num_threads()}")
+
+
+# --- speed -------------------------------------------------------------------------------------------
+
+def cmd_speed(args) -> list[dict]:
+    from molgen.sampling import build_sampler, generate_batch
+    from molgen.sampling.sizes import size_distribution
+
+    model = load(args)
+    sizes = size_distribution(model.statistics).sample(args.batch_size, torch.Generator().manual_seed(0))
+    params = sum(p.numel() for p in model.denoiser.parameters())
+    print(f"# model {model.name}: {params / 1e6:.2f} M parameters; batch {args.batch_size} molecules, "
+          f"{int(sizes.sum())} atoms; {load_line()}")
+    rows, per_call = [], None
+    for name, steps in parse_grid(args.grid):
+        sampler = build_sampler(name, steps)
+        calls = sampler.network_calls(model.process)
+        derived = per_call is not None and calls > args.max_calls
+        if derived:  # extrapolate from the measured cost of one network call
+            seconds = per_call * calls
+        else:
+            generate_batch(model, sizes[:2], build_sampler("ddim", 2), torch.Generator().manual_seed(0))  # warm-up
+            start = time.perf_counter()
+            generate_batch(model, sizes, sampler, torch.Generator().manual_seed(1))
+            seconds = time.perf_counter() - start
+            per_call = seconds / calls if per_call is None else min(per_call, seconds / calls)
+        rows.append({"sampler": name, "steps": steps or model.process.n_steps, "network calls": calls,
+                     "seconds / batch": seconds, "structures/s": args.batch_size / seconds,
+                     "measured": "extrapolated" if derived else "measured"})
+        print(table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
+    print(table(rows, list(rows[0])))
+    return rows
+
+
+# --- quality -----------------------------------------------------------------------------------------
+
+def evaluate(records):
+    from molgen.validation.molecule_metrics import evaluate_molecules, molecule_from_record
+
+    report = evaluate_molecules([molecule_from_record(r) for r in records], "edm", workers=1)
+    m = report.metrics
+    return {k: float(m[k]) for k in ("atom_stability", "mol_stability", "validity", "uniqueness") if k in m}
+
+
+def cmd_quality(args) -> list[dict]:
+    from molgen.sampling import generate
+
+    model = load(args)
+    print(f"# model {model.name} (step {model.metadata.get('global_step')}), n = {args.n}, seed {args.seed}, "
+          f"EDM protocol; {load_line()}")
+    rows = []
+    for name, steps in parse_grid(args.grid):
+        start = time.perf_counter()
+        records = generate(model, args.n, sampler=name, steps=steps, batch_size=args.batch_size, seed=args.seed,
+                           bonds=False)
+        seconds = time.perf_counter() - start
+        row = {"sampler": name, "steps": steps or model.process.n_steps, **evaluate(records),
+               "structures/s": args.n / seconds}
+        rows.append(row)
+        print(table([row], list(row)).splitlines()[-1], flush=True)
+    full = next((r for r in rows if r["sampler"] == "ddpm"), None)
+    if full is not None and full.get("mol_stability", 0) > 0:
+        for r in rows:
+            r["mol_stability / ddpm"] = r["mol_stability"] / full["mol_stability"]
+    if full is not None and full.get("atom_stability", 0) > 0:
+        for r in rows:
+            r["atom_stability / ddpm"] = r["atom_stability"] / full["atom_stability"]
+    print(table(rows, list(rows[-1])))
+    return rows
+
+
+# --- guidance ----------------------------------------------------------------------------------------
+
+def train_oracle(model, prop: str, steps: int, path: Path | None, seed: int):
+    """A property predictor used at t = 0 as the oracle (EDM's protocol uses a separately trained property
+    classifier in the same way); trained on qm9_sample's structures."""
+    from torch_geometric.loader import DataLoader
+
+    from molgen.data.datamodule import TrainingView
+    from molgen.data.datasets import open_dataset
+    from molgen.sampling.guidance import NoisyPropertyPredictor, train_property_predictor
+
+    dataset = open_dataset("qm9_sample")
+    if path is not None and path.exists():
+        predictor = NoisyPropertyPredictor.load(path, model.fields)
+        oracle_error(predictor, model, dataset)
+        return predictor
+    torch.manual_seed(seed)
+    predictor = NoisyPropertyPredictor(model.fields, [prop], {"hidden_scalars": 64, "hidden_vectors": 16,
+                                                              "n_layers": 3, "lmax": 1})
+    train = TrainingView(dataset.split("train"))
+    loader = DataLoader(train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    start = time.perf_counter()
+    # an oracle judges clean structures: train it on low noise only
+    losses = train_property_predictor(predictor, loader, steps, lr=1e-3, seed=seed, max_time=0.02)
+    print(f"# oracle: {steps} steps in {time.perf_counter() - start:.0f} s, loss {sum(losses[:20]) / 20:.3f} -> "
+          f"{sum(losses[-20:]) / 20:.3f} (normalised MSE, t <= 0.02)")
+    if path is not None:
+        predictor.save(path)
+    oracle_error(predictor, model, dataset)
+    return predictor
+
+
+def oracle_error(predictor, model, dataset) -> None:
+    """The oracle's own error on held-out QM9 structures (the valid split of qm9_sample), clean (t = 0)."""
+    from molgen.data.datamodule import TrainingView
+
+    view = TrainingView(dataset.split("valid"))
+    records = [view[i] for i in range(len(view))]
+    values = oracle_values(predictor, model, records)
+    index = predictor.index[0]
+    truth = torch.stack([r.y.reshape(-1)[index] for r in records]).float()
+    std = float(predictor.std[0])
+    print(f"# oracle on {len(records)} held-out molecules: MAE {float((values - truth).abs().mean()):.3f} "
+          f"(dataset std {std:.3f}; predicting the mean gives {float((truth - truth.mean()).abs().mean()):.3f})")
+
+
+def oracle_values(predictor, model, records) -> torch.Tensor:
+    from torch_geometric.data import Batch
+
+    from molgen import keys as K
+
+    batch = Batch.from_data_list([r.clone() for r in records])
+    batch[K.POS] = batch[K.POS].float()
+    raw = model.fields.raw_fields(batch)
+    n = int(batch.num_graphs)
+    x0 = model.process.prepare(raw, batch.batch, n)
+    with torch.no_grad():
+        return predictor.predict(x0, torch.zeros(n), batch.batch, n)[:, 0]
+
+
+def cmd_guidance(args) -> list[dict]:
+    from molgen.sampling import generate
+
+    model = load(args)
+    if args.property not in model.condition_names:
+        sys.exit(f"the model is conditioned on {model.condition_names}, not {args.property!r}")
+    oracle = train_oracle(model, args.property, args.oracle_steps, args.oracle, args.seed)
+    print(f"# model {model.name} (step {model.metadata.get('global_step')}), target {args.property} = "
+          f"{args.target}, n = {args.n}, sampler {args.sampler}:{args.steps}; {load_line()}")
+    rows = []
+    for scale in args.scales:
+        records = generate(model, args.n, sampler=args.sampler, steps=args.steps, batch_size=args.batch_size,
+                           seed=args.seed, condition={args.property: args.target}, guidance=scale, bonds=False)
+        values = oracle_values(oracle, model, records)
+        row = {"guidance": scale, "MAE (oracle)": float((values - args.target).abs().mean()),
+               "mean (oracle)": float(values.mean()), **evaluate(records)}
+        rows.append(row)
+        print(table([row], list(row)).splitlines()[-1], flush=True)
+    print(table(rows, list(rows[0])))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("speed", "quality", "guidance"):
+        p = sub.add_parser(name)
+        p.add_argument("--checkpoint", help="a molgen checkpoint (default: an untrained --preset model)")
+        p.add_argument("--preset", default="default", help="model preset of the untrained model")
+        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--batch-size", type=int, default=100)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", type=Path)
+    speed = sub.choices["speed"]
+    speed.add_argument("--grid", nargs="+", default=DEFAULT_SPEED_GRID, help="sampler:steps items")
+    speed.add_argument("--max-calls", type=int, default=200,
+                       help="runs needing more network calls are extrapolated from the measured cost per call")
+    quality = sub.choices["quality"]
+    quality.add_argument("-n", type=int, default=1000)
+    quality.add_argument("--grid", nargs="+", default=DEFAULT_QUALITY_GRID)
+    guidance = sub.choices["guidance"]
+    guidance.add_argument("-n", type=int, default=200)
+    guidance.add_argument("--property", default="gap")
+    guidance.add_argument("--target", type=float, default=5.5, help="in dataset units (qm9: gap in eV)")
+    guidance.add_argument("--scales", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0, 8.0])
+    guidance.add_argument("--sampler", default="dpm")
+    guidance.add_argument("--steps", type=int, default=50)
+    guidance.add_argument("--oracle", type=Path, help="property predictor file (trained and saved if missing)")
+    guidance.add_argument("--oracle-steps", type=int, default=1000)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = {"speed": cmd_speed, "quality": cmd_quality, "guidance": cmd_guidance}[args.command](args)
+    if args.json:
+        args.json.write_text(json.dumps({"command": args.command, "rows": rows, "load": load_line()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
