@@ -28,6 +28,7 @@ from torch import Tensor
 
 from molgen import keys as K
 from molgen.data.statistics import DatasetStatistics
+from molgen.diffusion.corruptions import graph_has_fixed, remove_mean
 from molgen.diffusion import (
     CategoricalCorruption,
     Corruption,
@@ -164,7 +165,9 @@ class FieldSet:
         out = {K.POS: raw[POS], K.ATOMIC_NUMBERS: elements[raw[ATOM_TYPES].argmax(-1)]}
         if self.use_charges:
             if raw[CHARGES].shape[-1] == 1:
-                out[K.FORMAL_CHARGES] = raw[CHARGES].squeeze(-1).round().long()
+                # a continuous charge is rounded and clamped to the charges seen in training
+                low, high = min(self.charge_values), max(self.charge_values)
+                out[K.FORMAL_CHARGES] = raw[CHARGES].squeeze(-1).round().clamp(low, high).long()
             else:
                 values = torch.tensor(self.charge_values, device=raw[POS].device)
                 out[K.FORMAL_CHARGES] = values[raw[CHARGES].argmax(-1)]
@@ -215,7 +218,12 @@ class FieldSet:
             features = torch.cat([noisy.x_t[name] for name in names], dim=-1)
             out = denoiser(DenoiserInput(pos=noisy.x_t[POS], node_features=features, time=noisy.t.float(),
                                          batch=batch_index, n_graphs=n_graphs, fixed=fixed, condition=condition))
-            predictions = {POS: out.vector}
+            # the position noise lives in the zero-centre-of-mass subspace for graphs without fixed atoms
+            # (EDM's projection); graphs with fixed atoms keep their frame and the network zeroes fixed atoms
+            free_graph = ~graph_has_fixed(batch_index, n_graphs, fixed)  # [n_graphs]
+            vector = torch.where(free_graph[batch_index].unsqueeze(-1),
+                                 remove_mean(out.vector, batch_index, n_graphs), out.vector)  # [n_atoms, 3]
+            predictions = {POS: vector}
             start = 0
             for name in names:
                 width = self.widths[name]
