@@ -2,13 +2,19 @@
 
     molgen sample (--checkpoint PATH | --model NAME) -n N -o OUT [--sampler ddpm|ddim|dpm|ode|heun]
                   [--steps K] [--eta E] [--batch-size B] [--seed S] [--num-atoms 18 | 15-20]
-                  [--condition gap=6.5 --guidance 2.0] [--fragment FILE [--inpaint replace]] [--resume]
+                  [--condition gap=6.5 --guidance 2.0]
+                  [--classifier PREDICTOR.ckpt --condition gap=6.5 --classifier-scale S] [--fragment FILE [--inpaint replace]] [--resume]
                   [--devices N]
 
 The output format follows OUT's extension: ``.sdf`` (bonds perceived with EDM's distance tables), ``.xyz``,
 ``.extxyz`` (each optionally ``.gz``). Batches are written as they finish (``OUT.parts/``), so a crash loses at
 most one batch; ``--resume`` finishes an interrupted run to N structures without duplicates; the same seed gives
 the same file. ``molgen sample --model`` alone lists the shipped models.
+
+Classifier guidance: ``--classifier`` takes a property predictor trained on noisy structures with ``molgen train``
+(``task: property_predictor``, the denoiser's ``diffusion`` section; e.g. configs/qm9_gap_predictor.yaml);
+``--condition`` gives its targets, ``--classifier-scale`` the strength (default 1). It works with unconditioned
+denoisers, and combines with ``--guidance`` for the properties the denoiser is conditioned on.
 
 Several processes: ``--devices N`` spawns N local processes (one GPU each when there are GPUs, else CPU
 processes over gloo); across machines launch with ``torchrun --nnodes M --nproc-per-node N -m molgen.cli.main
@@ -47,6 +53,11 @@ def add_parser(subparsers) -> None:
                         help="property target in dataset units, e.g. gap=6.5 (QM9 gap in eV); repeat for several")
     parser.add_argument("--guidance", type=float, metavar="W",
                         help="classifier-free guidance scale (1: conditional, >1: stronger)")
+    parser.add_argument("--classifier", type=Path, metavar="PATH",
+                        help="classifier guidance: a property-predictor checkpoint (molgen train with "
+                             "task: property_predictor); targets from --condition")
+    parser.add_argument("--classifier-scale", type=float, metavar="S",
+                        help="classifier-guidance strength (default 1; too strong degrades structures)")
     parser.add_argument("--fragment", type=Path, metavar="FILE",
                         help="atoms to keep exactly (first structure of the file); --num-atoms then counts all atoms")
     parser.add_argument("--inpaint", choices=("context", "replace"), default="context",
@@ -103,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.guidance is not None and not args.condition:
         raise ConfigError("--guidance needs --condition NAME=VALUE")
+    if args.classifier_scale is not None and args.classifier is None:
+        raise ConfigError("--classifier-scale needs --classifier PATH")
+    if args.classifier is not None and not args.condition:
+        raise ConfigError("--classifier needs --condition NAME=VALUE (the classifier's targets)")
     if args.devices < 1:
         raise ConfigError(f"--devices must be >= 1, got {args.devices}")
     from molgen.export.writers import format_of
@@ -121,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _worker(options: dict) -> int:
     from molgen.errors import ConfigError
-    from molgen.sampling.api import make_guidance
+    from molgen.sampling.api import classifier_setup, make_guidance
     from molgen.sampling.distributed import device_for, init_distributed, shutdown
     from molgen.sampling.inpainting import read_fragment
     from molgen.sampling.model import load_sampling_model
@@ -141,16 +156,27 @@ def _worker(options: dict) -> int:
         model = load_sampling_model(source, device)
         sampler = build_sampler(args.sampler, args.steps, args.eta)
         condition = _conditions(args.condition)
+        terms = []
+        if args.classifier is not None:
+            scale = 1.0 if args.classifier_scale is None else args.classifier_scale
+            term, condition = classifier_setup(model, args.classifier, condition, scale)
+            terms.append(term)
         if condition is not None:
             model.condition_tensor(condition, 1)  # check names early
         if args.guidance is not None and not model.condition_names:
             raise ConfigError("--guidance: the model was trained without conditioning")
-        guidance = make_guidance(args.guidance)
+        if args.guidance is not None and condition is None:
+            raise ConfigError("--guidance needs --condition values for the model's own properties "
+                              f"{model.condition_names}")
+        guidance = make_guidance(args.guidance, terms=terms)
         fragment = read_fragment(args.fragment) if args.fragment is not None else None
         sizes = size_distribution(model.statistics, args.num_atoms,
                                   min_atoms=len(fragment) + 1 if fragment is not None else 1)
         settings = {"model": str(source), "model_step": model.metadata.get("global_step"),
                     "guidance": args.guidance}
+        if args.classifier is not None:  # recorded (and compared on --resume) only when used
+            settings.update(classifier=str(args.classifier), classifier_scale=args.classifier_scale,
+                            classifier_condition=_conditions(args.condition))
         run = SampleRun(model=model, sampler=sampler, sizes=sizes, output=args.output, n=args.n,
                         batch_size=args.batch_size, seed=args.seed, condition=condition, guidance=guidance,
                         fixed_atoms=fragment, inpaint=args.inpaint, resume=args.resume, overwrite=args.overwrite,

@@ -16,14 +16,15 @@ from typing import Any, Callable, Sequence
 import torch
 
 from molgen.errors import ConfigError
-from molgen.sampling.guidance import ConstraintGuidance, Guidance, GradientTerm
+from molgen.sampling.guidance import (ConstraintGuidance, Guidance, GradientTerm, classifier_guidance,
+                                     load_classifier)
 from molgen.sampling.inpainting import FixedAtoms, read_fragment
 from molgen.sampling.model import SamplingModel, load_sampling_model
 from molgen.sampling.runner import iter_batches, perceive_bonds
 from molgen.sampling.samplers import Sampler, build_sampler
 from molgen.sampling.sizes import SizeDistribution, size_distribution
 
-__all__ = ["generate", "make_guidance"]
+__all__ = ["generate", "make_guidance", "classifier_setup"]
 
 OUTPUTS = ("records", "rdkit", "ase", "pymatgen")
 
@@ -38,12 +39,31 @@ def make_guidance(guidance: float | None = None, constraint: Callable | None = N
     return result if result.active else None
 
 
+def classifier_setup(model: SamplingModel, classifier: Any, condition: dict[str, float] | None,
+                     scale: float = 1.0) -> tuple[GradientTerm, dict[str, float] | None]:
+    """Classifier guidance of ``model`` by ``classifier`` (see :func:`molgen.sampling.guidance.load_classifier`).
+
+    ``condition`` holds the classifier's targets (every property it predicts) and, optionally, values for the
+    properties ``model`` itself is conditioned on. Returns the guidance term and the condition to give the model
+    (its own properties only; ``None`` for unconditional denoising).
+    """
+    predictor = load_classifier(classifier, model.fields, model.device)
+    term = classifier_guidance(predictor, condition, scale)
+    condition = condition or {}
+    unknown = [k for k in condition if k not in predictor.property_names and k not in model.condition_names]
+    if unknown:
+        raise ConfigError(f"--condition {unknown[0]}: neither the classifier ({predictor.property_names}) nor the "
+                          f"model ({model.condition_names or 'unconditioned'}) knows it")
+    own = {k: v for k, v in condition.items() if k in model.condition_names}
+    return term, own or None
+
+
 def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm", steps: int | None = None,
              eta: float | None = None, batch_size: int = 100, seed: int = 0,
              num_atoms: int | str | SizeDistribution | None = None, condition: dict[str, float] | None = None,
              guidance: float | Guidance | None = None, constraint: Callable | None = None, strength: float = 1.0,
              fragment: str | Path | FixedAtoms | None = None, inpaint: str = "context",
-             device: str | torch.device | None = None,
+             classifier: Any = None, classifier_scale: float = 1.0, device: str | torch.device | None = None,
              bonds: bool = True, as_: str = "records") -> list:
     """Generate ``n`` structures.
 
@@ -58,6 +78,9 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
     condition : property targets ``{"gap": 0.25}`` (the model must be conditioned on them).
     guidance : classifier-free guidance scale, or a ready :class:`Guidance`.
     constraint, strength : a differentiable ``f(pos, types, batch)`` to minimise, and its weight.
+    classifier, classifier_scale : classifier guidance by a noisy-structure property predictor (a
+        ``task: property_predictor`` checkpoint path or a loaded predictor) towards the ``condition`` values of the
+        properties it predicts, with this scale; the model receives only its own conditioned properties.
     fragment : atoms kept exactly (a file or :class:`FixedAtoms`); sizes then count all atoms.
     inpaint : ``"context"`` (models trained with fixed atoms) or ``"replace"`` (models trained without), see
         :mod:`molgen.sampling.inpainting`.
@@ -76,12 +99,16 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
     min_atoms = len(fixed) + 1 if fixed is not None else 1
     sizes = num_atoms if isinstance(num_atoms, SizeDistribution) else size_distribution(model.statistics, num_atoms,
                                                                                         min_atoms=min_atoms)
+    extra: list[GradientTerm] = []
+    if classifier is not None:
+        term, condition = classifier_setup(model, classifier, condition, classifier_scale)
+        extra.append(term)
     if isinstance(guidance, Guidance):
-        guide = guidance
+        guide = Guidance(guidance.cfg_scale, [*guidance.terms, *extra])
         if constraint is not None:
-            guide = Guidance(guidance.cfg_scale, [*guidance.terms, ConstraintGuidance(constraint, strength)])
+            guide = Guidance(guide.cfg_scale, [*guide.terms, ConstraintGuidance(constraint, strength)])
     else:
-        guide = make_guidance(guidance, constraint, strength)
+        guide = make_guidance(guidance, constraint, strength, terms=extra)
     records = []
     for _, batch in iter_batches(model, n, batch_size, seed, chosen, sizes, condition=condition, guidance=guide,
                                  fixed_atoms=fixed, inpaint=inpaint):

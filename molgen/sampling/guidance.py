@@ -44,6 +44,9 @@ __all__ = [
     "ConstraintGuidance",
     "NoisyPropertyPredictor",
     "classifier_free_mix",
+    "classifier_guidance",
+    "check_compatible",
+    "load_classifier",
     "predictor_loss",
     "train_property_predictor",
 ]
@@ -263,6 +266,79 @@ class ClassifierGuidance(GradientTerm):
             log_p = -((pred - target) / sigma).pow(2).sum() / 2
             grads = torch.autograd.grad(log_p, list(leaves.values()), allow_unused=True)
         return {n: self.scale * g for n, g in zip(leaves, grads) if g is not None}
+
+
+def load_classifier(source, fields=None, device: str | torch.device = "cpu") -> NoisyPropertyPredictor:
+    """A :class:`NoisyPropertyPredictor` for classifier guidance, in eval mode on ``device``.
+
+    ``source``: a predictor; a trained :class:`~molgen.training.predictor_module.PropertyPredictorModule`; a
+    ``molgen train`` checkpoint of ``task: property_predictor``; or a file written by
+    :meth:`NoisyPropertyPredictor.save` (which needs ``fields``, the guided model's FieldSet). Everything loads with
+    ``weights_only=True``. With ``fields``, the predictor's noise process must be the guided model's
+    (:func:`check_compatible`).
+    """
+    from pathlib import Path
+
+    from molgen.errors import InputError
+
+    if isinstance(source, NoisyPropertyPredictor):
+        predictor = source
+    elif isinstance(getattr(source, "predictor", None), NoisyPropertyPredictor):
+        predictor = source.predictor
+    else:
+        path = Path(str(source))
+        if not path.is_file():
+            raise InputError(path, "classifier file does not exist")
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # unsafe or corrupt content
+            raise InputError(path, f"not a safe molgen property-predictor file: {exc}") from None
+        if isinstance(raw, dict) and raw.get("kind") == "molgen-property-predictor":
+            if fields is None:
+                raise InputError(path, "a bare predictor file: give the guided model's fields to load it")
+            predictor = NoisyPropertyPredictor.load(path, fields)
+        else:
+            from molgen.training.checkpoint import load_predictor
+
+            predictor = load_predictor(path).predictor
+    if fields is not None:
+        check_compatible(predictor.fields, fields)
+    return predictor.to(device).eval()
+
+
+def _process_spec(fields) -> dict:
+    """What defines the noisy inputs a network sees: vocabularies and the corruptions of the enabled fields."""
+    cfg = fields.config
+    names = ["pos", "atom_types"] + (["charges"] if fields.use_charges else [])
+    spec = {name: {k: v for k, v in cfg["fields"][name].items() if k not in ("weight", "enabled")} for name in names}
+    return {"fields": spec, "elements": list(fields.elements), "charges": list(fields.charge_values),
+            "widths": dict(fields.widths)}
+
+
+def check_compatible(predictor_fields, model_fields) -> None:
+    """Raise ConfigError unless a predictor trained with ``predictor_fields`` reads the noisy structures of the
+    model with ``model_fields`` (same element / charge vocabularies, same fields, encodings and schedules)."""
+    from molgen.errors import ConfigError
+
+    a, b = _process_spec(predictor_fields), _process_spec(model_fields)
+    if a != b:
+        differ = sorted(k for k in a if a[k] != b[k])
+        raise ConfigError(f"the classifier was trained on a different noise process than the model's (differs in "
+                          f"{', '.join(differ)}): train it with the denoiser's `diffusion` section")
+
+
+def classifier_guidance(predictor: NoisyPropertyPredictor, condition: dict[str, float] | None, scale: float = 1.0,
+                        sigma: float | None = None) -> ClassifierGuidance:
+    """A :class:`ClassifierGuidance` towards ``condition`` (dataset units), which must give every property the
+    predictor predicts; ``sigma`` the likelihood width in dataset units (default 0.1 dataset std)."""
+    from molgen.errors import ConfigError
+
+    condition = condition or {}
+    missing = [p for p in predictor.property_names if p not in condition]
+    if missing:
+        raise ConfigError(f"--classifier predicts {predictor.property_names}: give --condition {missing[0]}=VALUE")
+    target = torch.tensor([float(condition[p]) for p in predictor.property_names], dtype=torch.float32)
+    return ClassifierGuidance(predictor, target.to(predictor.mean.device), float(scale), sigma)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch
 
 from molgen.errors import InputError
 
-__all__ = ["read_checkpoint", "load_model"]
+__all__ = ["read_checkpoint", "load_model", "load_predictor", "checkpoint_task"]
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -43,7 +43,34 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
 
     checkpoint = read_checkpoint(path, map_location)
     hparams = checkpoint["hyper_parameters"]
+    if checkpoint_task(checkpoint) != "denoiser":
+        raise InputError(path, "a property-predictor checkpoint, not a diffusion model (use it for classifier "
+                               "guidance: molgen sample --classifier PATH)")
     module = DiffusionModule(hparams["config"], hparams["statistics"])
+    module.load_state_dict(checkpoint["state_dict"])
+    module.global_step_loaded = int(checkpoint.get("global_step", 0))
+    return module.eval().to(map_location)
+
+
+def checkpoint_task(checkpoint: dict) -> str:
+    """``"denoiser"`` or ``"property_predictor"`` (checkpoints from before the ``task`` key are denoisers)."""
+    return str(checkpoint["hyper_parameters"]["config"].get("task", "denoiser"))
+
+
+def load_predictor(path: str | Path, map_location: str | torch.device = "cpu"):
+    """A :class:`~molgen.training.predictor_module.PropertyPredictorModule` in eval mode with the weights of a
+    ``task: property_predictor`` checkpoint (loaded with ``weights_only=True``).
+
+    ``module.predictor`` is the :class:`~molgen.sampling.guidance.NoisyPropertyPredictor` for
+    :class:`~molgen.sampling.guidance.ClassifierGuidance`; ``module.fields`` its field encoding and process.
+    """
+    from molgen.training.predictor_module import PropertyPredictorModule
+
+    checkpoint = read_checkpoint(path, map_location)
+    if checkpoint_task(checkpoint) != "property_predictor":
+        raise InputError(path, "not a property-predictor checkpoint (train one with `task: property_predictor`)")
+    hparams = checkpoint["hyper_parameters"]
+    module = PropertyPredictorModule(hparams["config"], hparams["statistics"])
     module.load_state_dict(checkpoint["state_dict"])
     module.global_step_loaded = int(checkpoint.get("global_step", 0))
     return module.eval().to(map_location)

@@ -2,7 +2,7 @@
 
 The tree mirrors the objects built from it::
 
-    name, seed, output_dir, resume
+    name, seed, output_dir, resume, task
     data        -> molgen.data.datamodule.StructureDataModule
     model       -> molgen.model.denoiser.build_denoiser
     diffusion   -> molgen.diffusion (one entry per field under ``fields``; conditioning)
@@ -10,6 +10,12 @@ The tree mirrors the objects built from it::
     trainer     -> lightning.Trainer (devices, num_nodes, strategy, precision, ...)
     checkpoint  -> lightning ModelCheckpoint
     logging     -> CSV / TensorBoard loggers
+    predictor   -> molgen.sampling.guidance.NoisyPropertyPredictor (only with ``task: property_predictor``)
+
+``task`` picks what ``molgen train`` trains: ``denoiser`` (the diffusion model, the default) or
+``property_predictor`` (a :class:`~molgen.sampling.guidance.NoisyPropertyPredictor` for classifier guidance,
+trained on structures noised by the process described by ``diffusion``, which must therefore match the
+denoiser's ``diffusion.fields``; ``model`` is then unused and the network sizes come from ``predictor.network``).
 
 Every key a user writes must exist in :data:`DEFAULTS`, except inside the *open* sections (``model``, whose
 keys the network's ``build_denoiser`` checks, and the noise-schedule parameters, whose keys depend on the
@@ -62,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "output_dir": "runs/molgen",
     "resume": None,  # null | "auto" (last checkpoint in output_dir if any) | path to a .ckpt
+    "task": "denoiser",  # denoiser | property_predictor (classifier guidance, see `predictor`)
     "data": {
         "source": "qm9_sample",  # dataset name or path (see molgen.data.datasets.open_dataset)
         "batch_size": 64,
@@ -150,10 +157,19 @@ DEFAULTS: dict[str, Any] = {
         "keep": 3,  # most recent step checkpoints kept (-1: all); last.ckpt is always written
     },
     "logging": {"csv": True, "tensorboard": True},
+    "predictor": {
+        # task: property_predictor only. Properties to predict (names in the dataset statistics); the noisy
+        # structures come from the `diffusion` section, which must match the guided denoiser's fields.
+        "properties": ["gap"],
+        # keys of molgen.model.denoiser.build_denoiser (open section: preset, hidden_scalars, hidden_vectors,
+        # n_layers, n_radial, lmax, graph, ...); n_node_features / n_scalar_outputs are set from the data
+        "network": {"hidden_scalars": 64, "hidden_vectors": 16, "n_layers": 3},
+        "max_time": 1.0,  # train on t in (0, max_time] (1: every noise level the sampler visits)
+    },
 }
 
 # sections whose keys are free (checked by the object built from them)
-OPEN_SECTIONS = ("model", "diffusion.fields.pos.schedule", "diffusion.fields.atom_types.schedule",
+OPEN_SECTIONS = ("model", "predictor.network", "diffusion.fields.pos.schedule", "diffusion.fields.atom_types.schedule",
                  "diffusion.fields.charges.schedule")
 
 
@@ -249,6 +265,7 @@ _CHOICES = {
     "diffusion.fields.atom_types.limit": ("uniform", "marginal"),
     "diffusion.fields.charges.limit": ("uniform", "marginal"),
     "optim.scheduler.name": ("constant", "cosine", "exponential", "step"),
+    "task": ("denoiser", "property_predictor"),
 }
 
 
@@ -282,6 +299,16 @@ def validate(config: dict) -> None:
     forbidden = {"n_node_features", "n_scalar_outputs", "n_conditions"} & set(config["model"])
     if forbidden:
         raise ConfigError(f"config key 'model.{sorted(forbidden)[0]}' is set from the data and the diffusion fields")
+    predictor = config["predictor"]
+    props = predictor["properties"]
+    if not isinstance(props, list) or not props or not all(isinstance(p, str) for p in props):
+        raise ConfigError("config key 'predictor.properties' must be a non-empty list of property names")
+    max_time = predictor["max_time"]
+    if not isinstance(max_time, (int, float)) or not 0 < max_time <= 1:
+        raise ConfigError(f"config key 'predictor.max_time' must be in (0, 1], got {max_time!r}")
+    forbidden = {"n_node_features", "n_scalar_outputs", "n_conditions"} & set(predictor["network"])
+    if forbidden:
+        raise ConfigError(f"config key 'predictor.network.{sorted(forbidden)[0]}' is set from the data")
     for section in ("pos", "atom_types", "charges"):
         schedule = config["diffusion"]["fields"][section]["schedule"]
         if "name" not in schedule:

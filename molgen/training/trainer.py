@@ -5,6 +5,10 @@
 job's environment itself). Resuming: ``resume: auto`` continues from ``<output_dir>/checkpoints/last.ckpt``
 when it exists, ``resume: PATH`` from that checkpoint; both restore weights, EMA, optimizer, LR schedule, step
 and skip counter, and load with ``weights_only=True``.
+
+``task: property_predictor`` trains a noisy-structure property predictor for classifier guidance
+(:class:`~molgen.training.predictor_module.PropertyPredictorModule`) with the same data, trainer, loggers,
+checkpoints and resume.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from molgen.errors import ConfigError
 from molgen.training.config import dump_config
 
-__all__ = ["build_datamodule", "build_trainer", "resolve_resume", "train", "TrainResult", "CHECKPOINT_DIR"]
+__all__ = ["build_datamodule", "build_module", "build_trainer", "resolve_resume", "train", "TrainResult", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
@@ -82,16 +86,25 @@ def build_trainer(config: dict, extra_callbacks=()) -> L.Trainer:
         raise ConfigError(f"trainer: {exc}") from None
 
 
-def train(config: dict, extra_callbacks=(), datamodule=None) -> TrainResult:
-    """Run a training job described by a resolved config (see :func:`molgen.training.config.load_config`)."""
+def build_module(config: dict, statistics: dict) -> L.LightningModule:
+    """The Lightning module of the config's ``task``."""
+    if config.get("task", "denoiser") == "property_predictor":
+        from molgen.training.predictor_module import PropertyPredictorModule
+
+        return PropertyPredictorModule(config, statistics)
     from molgen.training.module import DiffusionModule
 
+    return DiffusionModule(config, statistics)
+
+
+def train(config: dict, extra_callbacks=(), datamodule=None) -> TrainResult:
+    """Run a training job described by a resolved config (see :func:`molgen.training.config.load_config`)."""
     L.seed_everything(int(config["seed"]), workers=True, verbose=False)
     out = Path(config["output_dir"])
     resume = resolve_resume(config)
     datamodule = datamodule if datamodule is not None else build_datamodule(config)
     statistics = datamodule.statistics.to_dict()
-    module = DiffusionModule(config, statistics)
+    module = build_module(config, statistics)
     trainer = build_trainer(config, extra_callbacks)
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
