@@ -396,8 +396,11 @@ def run_cli(*args, cwd=None):
 def test_cli_lists_models_and_rejects_bad_input(tmp_path, capsys):
     from molgen.cli.main import main
 
+    from molgen.sampling.registry import list_models
+
     assert main(["sample", "--model"]) == 0
-    assert "model" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert listing.strip() and all(model.name in listing for model in list_models())
     assert main(["sample", "--checkpoint", str(tmp_path / "x.ckpt"), "-n", "2", "-o", str(tmp_path / "o.pdf")]) == 2
     assert "cannot write" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(tmp_path / "x.ckpt"), "-n", "2", "-o", str(tmp_path / "o.sdf")]) == 2
