@@ -30,3 +30,12 @@ def shared_data() -> Path:
 def generator() -> torch.Generator:
     """A seeded torch generator for reproducible tests."""
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: small tensors are faster so, above all on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

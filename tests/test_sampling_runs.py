@@ -37,12 +37,7 @@ TINY = ["model.hidden_scalars=16", "model.hidden_vectors=4", "model.n_layers=1",
         "diffusion.n_steps=50", "diffusion.fields.charges.enabled=true", "diffusion.conditioning.properties=[gap]"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_module(seed: int = 0):

@@ -19,13 +19,7 @@ from molgen.sampling.samplers import SAMPLERS, SamplingContext, build_sampler, t
 S0_POS, S0_FEAT = 0.5, 2.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors run far faster on one thread, above all on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 CLASS_P = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
 
 

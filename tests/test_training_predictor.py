@@ -21,12 +21,7 @@ DEBUG = str(REPO / "configs" / "debug.yaml")
 QUIET = ["trainer.limit_val_batches=0", "logging.tensorboard=false"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

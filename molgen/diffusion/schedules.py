@@ -23,6 +23,7 @@ Shapes: ``t`` is any shape (usually ``[n_graphs]``); outputs have the shape of `
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import math
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class NoiseSchedule:
+class NoiseSchedule(ABC):
     """Base class: subclasses define the shape ``_f(t)`` (float64, 1 at t=0, 0 at t=1, decreasing).
 
     Parameters
@@ -57,8 +58,9 @@ class NoiseSchedule:
         self.precision = float(precision)
 
     # --- the one function a subclass defines -------------------------------------------------
-    def _f(self, t: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _f(self, t: Tensor) -> Tensor:
+        """The schedule's shape at times ``t``."""
 
     # --- derived quantities ---------------------------------------------------------------------
     def alpha_bar(self, t: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ Shapes:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import math
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -52,7 +53,7 @@ def _graph_sizes(batch: Tensor, n_graphs: int | None) -> Tensor:
     return torch.bincount(batch, minlength=n_graphs)
 
 
-class GraphBuilder:
+class GraphBuilder(ABC):
     """Base class of the graph builders.
 
     Subclasses implement :meth:`edge_index`; :meth:`__call__` adds the edge
@@ -63,9 +64,9 @@ class GraphBuilder:
 
     cutoff: float | None = None
 
+    @abstractmethod
     def edge_index(self, pos: Tensor, batch: Tensor, n_graphs: int | None = None) -> Tensor:
         """``[2, n_edges]`` long (source, target)."""
-        raise NotImplementedError
 
     def __call__(self, pos: Tensor, batch: Tensor, n_graphs: int | None = None) -> Edges:
         with torch.no_grad():
@@ -78,9 +79,9 @@ class GraphBuilder:
         (a periodic builder reading the cell) override this."""
         return self(inputs.pos, inputs.batch, inputs.n_graphs)
 
+    @abstractmethod
     def config(self) -> dict:
         """The plain-dict form that :func:`build_graph` accepts."""
-        raise NotImplementedError
 
 
 class FullyConnectedGraph(GraphBuilder):

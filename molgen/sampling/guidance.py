@@ -27,6 +27,7 @@ property error and validity against the strength.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -74,13 +75,13 @@ def classifier_free_mix(model: DenoiseFn, x_t: dict[str, Tensor], t: Tensor, con
     return {name: p[n_atoms:] + scale * (p[:n_atoms] - p[n_atoms:]) for name, p in out.items()}
 
 
-class GradientTerm:
+class GradientTerm(ABC):
     """A term adding ``grad_{x_t} log p(...)`` to the score of Gaussian fields."""
 
+    @abstractmethod
     def gradient(self, model: DenoiseFn, process: JointDiffusion, x_t: dict[str, Tensor], t: Tensor,
                  context: SamplingContext, prediction: dict[str, Tensor]) -> dict[str, Tensor]:
         """``grad_{x_t} log p`` per Gaussian field name (fields may be missing)."""
-        raise NotImplementedError  # pragma: no cover
 
 
 @dataclass

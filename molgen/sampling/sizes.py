@@ -20,6 +20,7 @@ Sizes in one batch differ freely: samplers work on PyG-style batches with a grap
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -31,15 +32,17 @@ from molgen.errors import ConfigError
 __all__ = ["SizeDistribution", "FixedSize", "RangeSizes", "HistogramSizes", "parse_num_atoms", "size_distribution"]
 
 
-class SizeDistribution:
+class SizeDistribution(ABC):
     """Draws structure sizes ``[n]`` (long) with an explicit generator."""
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``[n]`` sizes."""
 
     @property
-    def max_size(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def max_size(self) -> int:
+        """The largest size this distribution can draw."""
 
 
 @dataclass(frozen=True)
