@@ -421,3 +421,34 @@ def test_cli_two_processes_give_the_single_process_file(tmp_path):
     assert all(m.GetProp("target_gap") for m in mols)
     assert (tmp_path / "two.sdf").read_bytes() == (tmp_path / "one.sdf").read_bytes()
     assert not (tmp_path / "two.sdf.parts").exists()
+
+
+def test_reduced_precision_network_keeps_float32_state(model):
+    """bf16 autocast changes the network's arithmetic only: predictions come back float32 and agree with float32
+    ones to bf16 accuracy; generation runs end to end; the setting is validated."""
+    from molgen.sampling.model import check_precision
+    from molgen.sampling.samplers import SamplingContext
+
+    batch = torch.arange(3).repeat_interleave(5)  # [15]
+    context = SamplingContext(batch=batch, n_graphs=3, fixed=None, condition=None)
+    like = model.process.prepare(model.fields.raw_fields({K.POS: torch.zeros(15, 3),
+                                                          K.ATOMIC_NUMBERS: torch.full((15,), 6),
+                                                          K.FORMAL_CHARGES: torch.zeros(15, dtype=torch.long)}),
+                                 batch, 3, None)
+    x_t = model.process.prior_sample(like, batch, 3, None, torch.Generator().manual_seed(0))
+    t = torch.full((3,), 0.5, dtype=torch.float64)
+    try:
+        full = model(x_t, t, context)
+        model.precision = "bf16"
+        low = model(x_t, t, context)
+        records = generate(model, 2, sampler="ddim", steps=4, num_atoms=5, bonds=False)
+    finally:
+        model.precision = "32"
+    for name, value in full.items():
+        assert low[name].dtype == torch.float32
+        error = float((low[name] - value).norm() / value.norm())
+        assert 0.0 < error < 0.05, (name, error)
+    assert all(torch.isfinite(r[K.POS]).all() for r in records)
+    assert check_precision("bf16-mixed") == "bf16" and check_precision("32-true") == "32"
+    with pytest.raises(ConfigError, match="precision"):
+        check_precision("64")

@@ -19,7 +19,7 @@ from molgen.errors import ConfigError
 from molgen.sampling.guidance import (ConstraintGuidance, Guidance, GradientTerm, classifier_guidance,
                                      load_classifier)
 from molgen.sampling.inpainting import FixedAtoms, read_fragment
-from molgen.sampling.model import SamplingModel, load_sampling_model
+from molgen.sampling.model import SamplingModel, check_precision, load_sampling_model
 from molgen.sampling.runner import iter_batches, perceive_bonds
 from molgen.sampling.samplers import Sampler, build_sampler
 from molgen.sampling.sizes import SizeDistribution, size_distribution
@@ -64,7 +64,7 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
              guidance: float | Guidance | None = None, constraint: Callable | None = None, strength: float = 1.0,
              fragment: str | Path | FixedAtoms | None = None, inpaint: str = "context",
              classifier: Any = None, classifier_scale: float = 1.0, device: str | torch.device | None = None,
-             bonds: bool = True, as_: str = "records") -> list:
+             precision: str | None = None, bonds: bool = True, as_: str = "records") -> list:
     """Generate ``n`` structures.
 
     Parameters
@@ -85,6 +85,8 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
     inpaint : ``"context"`` (models trained with fixed atoms) or ``"replace"`` (models trained without), see
         :mod:`molgen.sampling.inpainting`.
     device : ``"cpu"``, ``"cuda"``... (default: the model's, or CPU for a checkpoint).
+    precision : the network's precision, ``"32"``, ``"bf16"`` or ``"16"`` (default: the model's own, ``"32"``
+        when loaded from a checkpoint), see :class:`SamplingModel`.
     bonds : perceive bonds (EDM distance tables) on the records (needed for sensible RDKit molecules).
     as_ : ``"records"`` (PyG Data), ``"rdkit"`` (``Chem.Mol``), ``"ase"`` (``ase.Atoms``) or ``"pymatgen"``
         (``Molecule``).
@@ -94,6 +96,8 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
     model: SamplingModel = load_sampling_model(checkpoint_or_model, device or "cpu")
     if device is not None:
         model.to(device)
+    if precision is not None:
+        model.precision = check_precision(precision)
     chosen = sampler if isinstance(sampler, Sampler) else build_sampler(sampler, steps, eta)
     fixed = read_fragment(fragment) if isinstance(fragment, (str, Path)) else fragment
     min_atoms = len(fixed) + 1 if fixed is not None else 1

@@ -34,7 +34,20 @@ from molgen.sampling.samplers import Sampler, SamplingContext
 if TYPE_CHECKING:  # pragma: no cover
     from molgen.sampling.guidance import Guidance
 
-__all__ = ["SamplingModel", "generate_batch", "load_sampling_model"]
+__all__ = ["SamplingModel", "generate_batch", "load_sampling_model", "PRECISIONS", "check_precision"]
+
+#: network precision -> autocast dtype (None: plain float32)
+AUTOCAST_DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+PRECISIONS = tuple(AUTOCAST_DTYPES)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` as a key of :data:`AUTOCAST_DTYPES` (``"32"``, ``"bf16"``, ``"16"``), or a ConfigError."""
+    value = str(precision).lower().replace("-mixed", "").replace("-true", "").replace("bfloat16", "bf16")
+    value = {"fp32": "32", "float32": "32", "fp16": "16", "float16": "16"}.get(value, value)
+    if value not in AUTOCAST_DTYPES:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return value
 
 
 class SamplingModel:
@@ -45,13 +58,19 @@ class SamplingModel:
     denoiser : ``DenoiserInput -> DenoiserOutput`` network (e.g. the EMA copy of a trained module).
     fields : the :class:`~molgen.training.fields.FieldSet` the network was trained with.
     name : label used in messages and output metadata.
+    precision : ``"32"`` (float32 network) or ``"bf16"`` / ``"16"``: the network runs under
+        ``torch.autocast`` in bfloat16 / float16 (its predictions come back as float32 and the sampler's state
+        stays float32). bf16 is about twice as fast on CPU and is the precision molgen trains in
+        (``trainer.precision=bf16-mixed``); ``benchmarks/sampling.md`` compares sample quality of both.
     """
 
-    def __init__(self, denoiser: torch.nn.Module, fields, name: str = "model", metadata: dict | None = None):
+    def __init__(self, denoiser: torch.nn.Module, fields, name: str = "model", metadata: dict | None = None,
+                 precision: str = "32"):
         self.denoiser = denoiser.eval()
         self.fields = fields
         self.name = name
         self.metadata = dict(metadata or {})
+        self.precision = check_precision(precision)
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -108,7 +127,12 @@ class SamplingModel:
         device = context.batch.device
         condition = self.encode_condition(context.condition, context.n_graphs, device)
         fn = self.fields.model_fn(self.denoiser, context.batch, context.n_graphs, context.fixed, condition)
-        return fn(NoisyFields(x0={}, x_t=x_t, targets={}, t=t))
+        dtype = AUTOCAST_DTYPES[self.precision]
+        if dtype is None:
+            return fn(NoisyFields(x0={}, x_t=x_t, targets={}, t=t))
+        with torch.autocast(device.type, dtype=dtype):
+            out = fn(NoisyFields(x0={}, x_t=x_t, targets={}, t=t))
+        return {name: value.float() if value.is_floating_point() else value for name, value in out.items()}
 
     def condition_tensor(self, condition: dict[str, float] | None, n_graphs: int) -> Tensor | None:
         """``{"gap": 0.25}`` -> ``[n_graphs, n_props]`` targets (missing properties: error)."""
