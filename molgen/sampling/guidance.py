@@ -14,8 +14,13 @@ takes guidance without change. Three kinds, combinable in one :class:`Guidance`:
 - **constraint guidance**: any differentiable ``f(pos, types, batch) -> energy`` (scalar, or one per structure),
   to be minimised with a ``strength``: the density is tilted by ``exp(-strength f)`` evaluated at the model's clean
   estimate ``x0_hat`` (Chung et al. 2023's "diffusion posterior sampling" approximation); by default the
-  gradient skips the network's Jacobian (``grad_{x_t} ~ grad_{x0_hat} / alpha_t``, one network call), or goes
-  through it with ``through_model=True`` (one backward pass more).
+  gradient skips the network's Jacobian and uses that of the exact denoiser of unit-variance Gaussian data,
+  ``d x0_hat / d x_t = alpha_t / (alpha_t^2 + sigma_t^2)`` (``= alpha_t`` for a variance-preserving process; one
+  network call), or goes through the network with ``through_model=True`` (one backward pass more). The
+  Gaussian Jacobian makes the guidance fade where ``x0_hat`` means nothing (``t -> 1``); the cruder
+  ``1 / alpha_t`` blows up there (``sigma_t / alpha_t ~ 300`` at ``t = 1`` for EDM's schedule) and sent every
+  sample of the radius-of-gyration benchmark to NaN. For a quadratic energy on Gaussian data the Gaussian
+  Jacobian gives the exact tilted score at both ends of the process.
 
 Gradients of position fields are projected like the noise: zero centre of mass for graphs without fixed
 atoms, zero on fixed atoms. Guidance acts on Gaussian fields; categorical fields only take the
@@ -121,9 +126,9 @@ class ConstraintGuidance(GradientTerm):
         for (name, leaf), g in zip(leaves.items(), grads):
             if g is None:
                 continue
-            if not self.through_model:  # d x0_hat / d x_t ~ 1 / alpha_t
-                alpha, _ = process[name].coefficients(t)
-                g = g / _coef(alpha, context.batch, g)
+            if not self.through_model:  # d x0_hat / d x_t of a unit-variance Gaussian denoiser
+                alpha, sigma = process[name].coefficients(t)
+                g = g * _coef(alpha / (alpha ** 2 + sigma ** 2), context.batch, g)
             out[name] = -self.strength * g
         return out
 
