@@ -279,8 +279,9 @@ def cmd_constraint(args) -> list[dict]:
                            bonds=False)
         rg = torch.stack([radius_of_gyration(r.pos.double(), torch.zeros(len(r.pos), dtype=torch.long), 1)[0]
                           for r in records])
-        row = {"strength": strength, "MAE Rg (Å)": float((rg - target).abs().mean()), "mean Rg (Å)": float(rg.mean()),
-               **evaluate(records)}
+        finite = torch.isfinite(rg)  # too strong a guidance can blow structures up
+        row = {"strength": strength, "MAE Rg (Å)": float((rg[finite] - target).abs().mean()),
+               "mean Rg (Å)": float(rg[finite].mean()), "non-finite": int((~finite).sum()), **evaluate(records)}
         rows.append(row)
         print(table([row], list(row)).splitlines()[-1], flush=True)
     print(table(rows, list(rows[0])))

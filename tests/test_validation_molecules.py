@@ -297,3 +297,17 @@ def test_edm_geom_builds_single_bonds_for_validity():
     assert edm.metrics["mol_stability"] == geom.metrics["mol_stability"] == 1.0  # stability uses bond orders in both
     assert edm.rows[0]["smiles"] == "[H]C([H])=C([H])[H]"
     assert geom.rows[0]["smiles"] == "[H]C([H])C([H])[H]"  # single bonds; RDKit adds implicit hydrogens
+
+
+def test_non_finite_coordinates_fail_every_check():
+    """A structure with NaN coordinates is a failure, not a one-atom 'valid' molecule."""
+    import numpy as np
+
+    from molgen.validation.molecule_metrics import Molecule, evaluate_molecules
+
+    water = Molecule(z=np.array([8, 1, 1]), pos=np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]]))
+    broken = Molecule(z=np.array([6, 1]), pos=np.full((2, 3), np.nan), name="broken")
+    report = evaluate_molecules([water, broken], "edm", workers=1)
+    assert report.metrics["n"] == 2 and report.metrics["n_unreadable"] == 1
+    assert report.metrics["validity"] == 0.5 and report.metrics["atom_stability"] == 1.0
+    assert any("non-finite" in str(row) for row in report.rows)

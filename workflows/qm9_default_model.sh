@@ -3,7 +3,8 @@
 #
 #   bash workflows/qm9_default_model.sh train      # first run (or: continue from the shipped checkpoint, below)
 #   bash workflows/qm9_default_model.sh continue   # resume from the shipped checkpoint (optimizer, EMA, step kept)
-#   bash workflows/qm9_default_model.sh measure CKPT [N]   # N samples (default 10000), 100 DDIM steps, EDM + charged protocols
+#   bash workflows/qm9_default_model.sh measure CKPT [N]   # N samples (default 10000), 100 steps, EDM + charged protocols
+#   bash workflows/qm9_default_model.sh curve CKPT...       # learning-curve points: 200 samples each, DDIM 100
 #   bash workflows/qm9_default_model.sh ship CKPT  # copy CKPT in as the shipped model -- only when `measure` improved
 #
 # On a GPU machine raise data.batch_size / drop trainer.precision; on a shared CPU keep OMP_NUM_THREADS=1.
@@ -27,9 +28,20 @@ case "${1:-}" in
   measure)
     CKPT=$2; N=${3:-10000}; OUT=${OUT:-$RUN/measure}
     mkdir -p "$OUT"
-    molgen sample --checkpoint "$CKPT" -n "$N" -o "$OUT/samples.sdf" --sampler ddim --steps 100 --batch-size 200 --resume
+    # stochastic 100-step ancestral sampling (ddpm with skipped steps): the best <= 100-step sampler measured
+    # (benchmarks/sampling.md); bf16 network, as trained; DEVICES=2 runs two processes
+    molgen sample --checkpoint "$CKPT" -n "$N" -o "$OUT/samples.sdf" --sampler "${SAMPLER:-ddpm}" --steps 100 \
+      --batch-size 100 --precision bf16 --devices "${DEVICES:-1}" --threads 1 --resume
     molgen validate "$OUT/samples.sdf" --protocol edm --reference qm9 --json "$OUT/edm.json"
     molgen validate "$OUT/samples.sdf" --protocol charged --json "$OUT/charged.json" ;;
+  curve)
+    shift
+    for CKPT in "$@"; do
+      OUT=$RUN/curve/$(basename "$CKPT" .ckpt); mkdir -p "$OUT"
+      molgen sample --checkpoint "$CKPT" -n 200 -o "$OUT/samples.sdf" --sampler ddim --steps 100 --batch-size 100 \
+        --precision bf16 --threads 1 --resume --no-progress
+      molgen validate "$OUT/samples.sdf" --protocol edm --json "$OUT/edm.json" | sed -n 2,5p
+    done ;;
   ship)
     cp "$2" "$SHIPPED.tmp" && mv "$SHIPPED.tmp" "$SHIPPED"
     echo "replaced $SHIPPED; update molgen/models/qm9/MODEL_CARD.md with the new measurement" ;;

@@ -283,6 +283,19 @@ def validity_items(molecules: Sequence[Molecule], perceived: Perceived, protocol
     return items
 
 
+def split_non_finite(molecules: Sequence[Molecule], failures: Sequence[Failure] = ()
+                     ) -> tuple[list[Molecule], list[Failure]]:
+    """Molecules with NaN / inf coordinates moved to the failures (without this a structure whose coordinates are
+    all NaN has no bonds, and its largest fragment -- one atom -- would pass EDM's validity check)."""
+    good, bad = [], list(failures)
+    for index, molecule in enumerate(molecules):
+        if np.isfinite(molecule.pos).all():
+            good.append(molecule)
+        else:
+            bad.append(Failure(molecule.name or f"structure {index}", "non-finite (NaN or inf) coordinates"))
+    return good, bad
+
+
 def evaluate_molecules(
     molecules: Sequence[Molecule],
     protocol: Protocol | str = "edm",
@@ -305,6 +318,7 @@ def evaluate_molecules(
     """
     if isinstance(protocol, str):
         protocol = get_protocol(protocol)
+    molecules, failures = split_non_finite(molecules, failures)
     perceived = perceive(molecules, protocol, rdkit_timeout=rdkit_timeout, workers=workers)
     results: list[ValidityResult] = validate_many(validity_items(molecules, perceived, protocol), workers=workers)
     for index, error in enumerate(perceived.errors):
@@ -402,6 +416,7 @@ def reference_smiles_of(molecules: Sequence[Molecule], protocol: Protocol | str 
     structure that sanitizes (EDM's ``compute_qm9_smiles``; identical to the largest fragment when connected)."""
     if isinstance(protocol, str):
         protocol = get_protocol(protocol)
+    molecules, failures = split_non_finite(molecules, failures)
     perceived = perceive(molecules, protocol, workers=workers)
     results = validate_many(validity_items(molecules, perceived, protocol), workers=workers)
     return {r.smiles_whole for r in results if r.smiles_whole is not None}
