@@ -416,7 +416,7 @@ def reference_smiles_of(molecules: Sequence[Molecule], protocol: Protocol | str 
     structure that sanitizes (EDM's ``compute_qm9_smiles``; identical to the largest fragment when connected)."""
     if isinstance(protocol, str):
         protocol = get_protocol(protocol)
-    molecules, failures = split_non_finite(molecules, failures)
+    molecules, _ = split_non_finite(molecules)  # unusable reference structures are left out
     perceived = perceive(molecules, protocol, workers=workers)
     results = validate_many(validity_items(molecules, perceived, protocol), workers=workers)
     return {r.smiles_whole for r in results if r.smiles_whole is not None}
