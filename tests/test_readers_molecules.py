@@ -238,12 +238,11 @@ def test_raw_qm9_xyz_is_recognised_by_the_xyz_reader():
 
 
 # ----------------------------------------------------------------------------------------- GEOM
-def _geom_pickle(tmp_path: Path, weights=(0.2, 0.5, 0.3)) -> Path:
+def _geom_pickle(tmp_path: Path, weights=(0.2, 0.5, 0.3), smiles: str = "CC(=O)[O-]") -> Path:
     """A molecule pickle in the GEOM rdkit_folder layout, with RDKit-embedded conformers."""
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
-    smiles = "CC(=O)[O-]"
     mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
     conf_ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=len(weights), randomSeed=7))
     conformers = []
@@ -257,9 +256,29 @@ def _geom_pickle(tmp_path: Path, weights=(0.2, 0.5, 0.3)) -> Path:
                "smiles": smiles, "temperature": 298.15, "lowestenergy": -20.1}
     drugs = tmp_path / "drugs"
     drugs.mkdir(exist_ok=True)
-    path = drugs / "CC(=O)[O-].pickle"
+    path = drugs / f"{smiles}.pickle"
     path.write_bytes(pickle.dumps(content))
     return path
+
+
+def test_geom_conformers_of_one_molecule_share_a_split(tmp_path, monkeypatch):
+    """A folder of GEOM pickles is split by molecule: no molecule has conformers in two splits."""
+    from molgen.data.datasets import open_dataset
+
+    monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path / "cache"))
+    molecules = ["CCO", "CCN", "CCC", "CC(C)O", "OCCO", "NCCO", "CCCO", "CCOC", "CC(=O)O", "CCCN", "CNC", "COC"]
+    for smiles in molecules:
+        _geom_pickle(tmp_path, (0.4, 0.35, 0.25), smiles=smiles)
+    dataset = open_dataset(str(tmp_path / "drugs"))
+    split_of: dict[str, set[str]] = {}
+    for split in ("train", "valid", "test"):
+        part = dataset.split(split)
+        for i in range(len(part)):
+            smiles = part[i][K.NAME].rsplit(" conformer", 1)[0]  # the packed set keeps names, not info
+            split_of.setdefault(smiles, set()).add(split)
+    assert sorted(split_of) == sorted(molecules)
+    assert all(len(splits) == 1 for splits in split_of.values())
+    assert {s for splits in split_of.values() for s in splits} == {"train", "valid", "test"}
 
 
 def test_geom_pickle_one_record_per_conformer(tmp_path):

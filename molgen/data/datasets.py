@@ -13,7 +13,7 @@ Sources
   fixed) in the PDBbind or CrossDocked layouts (:mod:`molgen.data.readers.proteins`).
 - a file or folder in any format :func:`molgen.data.readers.read_structures` reads. Folders whose
   files are named ``train*`` / ``val*`` / ``test*`` keep those as splits; anything else gets a
-  seeded 80/10/10 random split.
+  seeded 80/10/10 random split, by molecule when records name theirs (``info["smiles"]``: GEOM conformers).
 
 The cache lives in ``$MOLGEN_CACHE`` (default ``~/.cache/molgen``), one folder per source and
 fingerprint (file sizes and modification times, reader version), so a changed file is rebuilt.
@@ -41,7 +41,7 @@ from molgen import keys as K
 from molgen.data.packed import FORMAT_VERSION, PackedStructures, PackedWriter
 from molgen.data.readers import ReadPolicy, read_structures
 from molgen.data.readers.base import logical_suffix
-from molgen.data.splits import edm_qm9_split, random_split, split_name_of_file
+from molgen.data.splits import edm_qm9_split, grouped_random_split, random_split, split_name_of_file
 from molgen.data.statistics import DatasetStatistics, StatisticsAccumulator, _lattice_parameters
 from molgen.errors import InputError, MolgenError
 
@@ -85,7 +85,7 @@ class Source:
         return digest.hexdigest()[:12]
 
 
-READER_VERSION = 1  # bump when a reader changes what it produces, to invalidate caches
+READER_VERSION = 2  # bump when a reader or a split rule changes what it produces, to invalidate caches
 
 
 def _qm9_source() -> Source:
@@ -132,6 +132,7 @@ def _file_source(path: Path, name: str | None = None, seed: int = 0) -> Source:
         split_of_file = {f: split_name_of_file(f.name) for f in readable}
         use_file_splits = path.is_dir() and all(split_of_file.values())
         indices: dict[str, list[int]] = {"train": [], "valid": [], "test": []}
+        groups: list[str | None] = []  # the molecule of each structure, when it names one (GEOM conformers)
         property_names: list[str] = []
         for file in readable:
             if not property_names:
@@ -139,11 +140,15 @@ def _file_source(path: Path, name: str | None = None, seed: int = 0) -> Source:
             for record in _progress(read_structures(file, policy), f"reading {file.name}"):
                 if use_file_splits:
                     indices[split_of_file[file]].append(writer.n_structures)
+                info = record[K.INFO] if K.INFO in record else {}
+                groups.append(info.get("smiles") or None if isinstance(info, dict) else None)
                 if K.INFO in record and "property_names" in record[K.INFO] and not property_names:
                     property_names = list(record[K.INFO]["property_names"])
                 writer.add(record)
         if use_file_splits:
             splits = {k: np.asarray(v, dtype=np.int64) for k, v in indices.items()}
+        elif any(g is not None for g in groups):
+            splits = grouped_random_split(groups, seed=seed)
         else:
             splits = random_split(writer.n_structures, seed=seed)
         return splits, property_names, [""] * len(property_names)

@@ -6,6 +6,9 @@
 - Any other set: a permutation from ``numpy.random.default_rng(seed)`` (seed 0 by default),
   cut at 80 % / 10 % / 10 %.
 - A folder of files named ``train*``, ``val*`` / ``valid*``, ``test*`` keeps those files as the splits.
+- Structures that name their molecule (``info["smiles"]``, as GEOM conformers do) are split by molecule
+  (:func:`grouped_random_split`): every conformer of a molecule lands in the same split, so no test molecule was
+  seen in training under another conformation.
 """
 
 from __future__ import annotations
@@ -49,6 +52,25 @@ def random_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
         "valid": np.sort(perm[n_train : n_train + n_valid]),
         "test": np.sort(perm[n_train + n_valid :]),
     }
+
+
+def grouped_random_split(groups: list, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                         seed: int = 0) -> dict[str, np.ndarray]:
+    """Random split of structures by group: ``groups[i]`` names structure ``i``'s group (e.g. its molecule's
+    SMILES; ``None``: a group of its own). Groups are permuted with a fixed seed and cut at ``fractions`` of
+    the groups; every structure follows its group.
+
+    >>> {k: v.tolist() for k, v in grouped_random_split(["a", "a", "b", None, "c"], (0.5, 0.25, 0.25)).items()}
+    {'train': [0, 1, 3], 'valid': [2], 'test': [4]}
+    """
+    keys = [("group", g) if g is not None else ("single", i) for i, g in enumerate(groups)]
+    unique = list(dict.fromkeys(keys))  # first-appearance order: independent of hashing
+    where = random_split(len(unique), fractions, seed)
+    split_of = {unique[j]: name for name, members in where.items() for j in members}
+    out = {name: [] for name in SPLIT_NAMES}
+    for i, key in enumerate(keys):
+        out[split_of[key]].append(i)
+    return {name: np.asarray(v, dtype=np.int64) for name, v in out.items()}
 
 
 def split_name_of_file(file_name: str) -> str | None:
