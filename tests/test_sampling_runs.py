@@ -452,3 +452,16 @@ def test_reduced_precision_network_keeps_float32_state(model):
     assert check_precision("bf16-mixed") == "bf16" and check_precision("32-true") == "32"
     with pytest.raises(ConfigError, match="precision"):
         check_precision("64")
+
+
+def test_cli_bf16_run(tmp_path):
+    from molgen.cli.main import main
+
+    ckpt = save_checkpoint(tiny_module(), tmp_path / "tiny.ckpt")
+    out = tmp_path / "bf16.xyz"
+    assert main(["sample", "--checkpoint", str(ckpt), "-n", "3", "-o", str(out), "--steps", "2", "--num-atoms", "4",
+                 "--precision", "bf16", "--no-progress", "--condition", "gap=0.3"]) == 0
+    from ase.io import read
+
+    frames = read(out, index=":")
+    assert len(frames) == 3 and all(len(f) == 4 for f in frames)
