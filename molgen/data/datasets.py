@@ -141,7 +141,7 @@ def _file_source(path: Path, name: str | None = None, seed: int = 0) -> Source:
                 if use_file_splits:
                     indices[split_of_file[file]].append(writer.n_structures)
                 info = record[K.INFO] if K.INFO in record else {}
-                groups.append(info.get("smiles") or None if isinstance(info, dict) else None)
+                groups.append((info.get("smiles") or None) if isinstance(info, dict) else None)
                 if K.INFO in record and "property_names" in record[K.INFO] and not property_names:
                     property_names = list(record[K.INFO]["property_names"])
                 writer.add(record)

@@ -19,7 +19,7 @@ from molgen.errors import ConfigError
 from molgen.sampling.guidance import (ConstraintGuidance, Guidance, GradientTerm, classifier_guidance,
                                      load_classifier)
 from molgen.sampling.inpainting import FixedAtoms, read_fragment
-from molgen.sampling.model import SamplingModel, check_precision, load_sampling_model
+from molgen.sampling.model import SamplingModel, load_sampling_model
 from molgen.sampling.runner import iter_batches, perceive_bonds
 from molgen.sampling.samplers import Sampler, build_sampler
 from molgen.sampling.sizes import SizeDistribution, size_distribution
@@ -97,7 +97,7 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
     if device is not None:
         model.to(device)
     if precision is not None:
-        model.precision = check_precision(precision)
+        model.precision = precision
     chosen = sampler if isinstance(sampler, Sampler) else build_sampler(sampler, steps, eta)
     fixed = read_fragment(fragment) if isinstance(fragment, (str, Path)) else fragment
     min_atoms = len(fixed) + 1 if fixed is not None else 1

@@ -70,7 +70,7 @@ class SamplingModel:
         self.fields = fields
         self.name = name
         self.metadata = dict(metadata or {})
-        self.precision = check_precision(precision)
+        self.precision = precision  # validated by the setter
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -97,6 +97,15 @@ class SamplingModel:
     @property
     def statistics(self):
         return self.fields.statistics
+
+    @property
+    def precision(self) -> str:
+        """The network's precision: ``"32"``, ``"bf16"`` or ``"16"`` (aliases such as ``"bf16-mixed"`` accepted)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._precision = check_precision(value)
 
     @property
     def condition_names(self) -> list[str]:

@@ -101,6 +101,16 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
+
+def _save_figure(fig, path: Path) -> Path:
+    """Lay out, write (PNG, 100 dpi) and close ``fig``; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
 def plot_molecule_distributions(directory: str | Path, generated, reference=None, top: int = 6) -> list[Path]:
     """PNG histograms (atom types, sizes, the most common bond lengths and angles), reference overlaid.
 
@@ -131,11 +141,7 @@ def plot_molecule_distributions(directory: str | Path, generated, reference=None
         ax.set_xlabel(xlabel)
         ax.set_ylabel("fraction")
         ax.legend()
-        fig.tight_layout()
-        out = directory / f"{name}.png"
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-        written.append(out)
+        written.append(_save_figure(fig, directory / f"{name}.png"))
 
     def curves(prefix: str, gen: dict, ref: dict | None, bins, xlabel: str) -> None:
         source = ref if ref else gen
@@ -157,11 +163,7 @@ def plot_molecule_distributions(directory: str | Path, generated, reference=None
             ax.set_ylabel("fraction")
             ax.set_title(name)
             ax.legend()
-            fig.tight_layout()
-            out = directory / f"{prefix}_{name}.png"
-            fig.savefig(out, dpi=100)
-            plt.close(fig)
-            written.append(out)
+            written.append(_save_figure(fig, directory / f"{prefix}_{name}.png"))
 
     bars("atom_types", dict(generated.atom_types), dict(reference.atom_types) if reference else None, "element")
     bars("sizes", dict(generated.sizes), dict(reference.sizes) if reference else None, "atoms per molecule")
@@ -190,9 +192,5 @@ def plot_crystal_distributions(directory: str | Path, structures: Sequence, refe
             ax.hist([value(s) for s in reference], bins=30, density=True, alpha=0.6, label="reference")
         ax.set_xlabel(label)
         ax.legend()
-        fig.tight_layout()
-        out = directory / f"{name}.png"
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-        written.append(out)
+        written.append(_save_figure(fig, directory / f"{name}.png"))
     return written
