@@ -157,3 +157,26 @@ def test_pdbbind_layout_dataset(tmp_path, shared_data):
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch[K.FIXED].dtype == torch.bool and K.IS_PROTEIN in batch
+
+
+def test_packed_copy_opens_as_a_source_without_the_original(xyz_folder, tmp_path, capsys):
+    from molgen.cli.main import main
+    from molgen.errors import MolgenError
+
+    copy = tmp_path / "packed"
+    assert main(["data", "build", str(xyz_folder), "--cache-dir", str(tmp_path / "cache"),
+                 "--output", str(copy)]) == 0
+    assert "packed copy" in capsys.readouterr().out
+    original = open_dataset(xyz_folder, cache_dir=tmp_path / "cache")
+    for file in xyz_folder.iterdir():  # the copy needs neither the source files nor a cache
+        file.unlink()
+    opened = open_dataset(copy, cache_dir=tmp_path / "other-cache")
+    assert opened.folder == copy and len(opened) == len(original) == 41
+    assert {k: v.tolist() for k, v in opened.splits.items()} == {k: v.tolist() for k, v in original.splits.items()}
+    assert opened.train_statistics.to_dict() == original.train_statistics.to_dict()
+    assert torch.equal(opened[11][K.POS], original[11][K.POS]) and torch.equal(opened[11][K.ATOMIC_NUMBERS], original[11][K.ATOMIC_NUMBERS])
+    assert not (tmp_path / "other-cache").exists()
+    with pytest.raises(MolgenError, match="not empty"):
+        from molgen.data.datasets import export_dataset
+
+        export_dataset(original, copy)

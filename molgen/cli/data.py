@@ -4,7 +4,8 @@
 atoms-per-structure histogram, element counts and (for crystals) lattice statistics. SOURCE is a
 dataset name (``qm9``, ``qm9_sample``) or a file / folder.
 
-``molgen data build SOURCE [--skip-bad] [--rebuild]`` processes a source into the cache.
+``molgen data build SOURCE [--skip-bad] [--rebuild] [--output DIR]`` processes a source into the cache
+(and copies the packed dataset to DIR, a source that opens without the original files or packages).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def add_parser(subparsers) -> None:
     build.add_argument("--skip-bad", action="store_true", help="skip unreadable records (reported) instead of stopping")
     build.add_argument("--rebuild", action="store_true", help="build again even if cached")
     build.add_argument("--cache-dir", type=Path)
+    build.add_argument("--output", type=Path, metavar="DIR",
+                       help="also copy the packed dataset to DIR (opens as a source anywhere, with no qm9pack etc.)")
     build.set_defaults(handler=run_build)
     pocket = commands.add_parser("pocket", help="pocket of a receptor around a ligand (or a centre)")
     pocket.add_argument("protein", type=Path, help="receptor PDB or mmCIF file")
@@ -145,6 +148,10 @@ def run_build(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {len(v)}" for k, v in dataset.splits.items()) + ")")
     if dataset.skipped.get("count"):
         print(f"skipped {dataset.skipped['count']} record(s): {dataset.skipped['reasons']}")
+    if args.output is not None:
+        from molgen.data.datasets import export_dataset
+
+        print(f"packed copy: {export_dataset(dataset, args.output)} (use it as a source: data.source={args.output})")
     return 0
 
 

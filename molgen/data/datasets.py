@@ -14,6 +14,9 @@ Sources
 - a file or folder in any format :func:`molgen.data.readers.read_structures` reads. Folders whose
   files are named ``train*`` / ``val*`` / ``test*`` keep those as splits; anything else gets a
   seeded 80/10/10 random split, by molecule when records name theirs (``info["smiles"]``: GEOM conformers).
+- a packed dataset folder (one with ``meta.json`` and ``shard_*.pt``, as ``molgen data build SOURCE
+  --output DIR`` writes): opened as it is, with no reader and no package of the original source; the
+  way to train on a machine that has the processed data but not, say, ``qm9pack``.
 
 The cache lives in ``$MOLGEN_CACHE`` (default ``~/.cache/molgen``), one folder per source and
 fingerprint (file sizes and modification times, reader version), so a changed file is rebuilt.
@@ -311,6 +314,8 @@ def open_dataset(
         how many and why (printed, and stored in the dataset's ``skipped``).
     rebuild : build again even when a cache exists.
     """
+    if is_packed_folder(source):
+        return StructureDataset(source)
     resolved = resolve_source(source)
     folder = Path(cache_dir or default_cache_dir()) / "datasets" / f"{_slug(resolved.name)}-{resolved.fingerprint()}"
     if rebuild and folder.exists():
@@ -318,6 +323,30 @@ def open_dataset(
     if not (folder / "meta.json").exists():
         build_dataset(resolved, folder, on_error=on_error, verbose=verbose)
     return StructureDataset(folder)
+
+
+def is_packed_folder(source: str | Path) -> bool:
+    """Whether ``source`` is a folder holding a packed dataset (its ``meta.json`` and shards)."""
+    folder = Path(source)
+    return folder.is_dir() and (folder / "meta.json").is_file() and any(folder.glob("shard_*.pt"))
+
+
+def export_dataset(dataset: StructureDataset, target: str | Path) -> Path:
+    """Copy a packed dataset to ``target`` (a new or empty folder); returns the folder.
+
+    The copy opens with :func:`open_dataset` anywhere, with the same records, splits and statistics.
+    """
+    target = Path(target)
+    if target.exists() and any(target.iterdir()):
+        raise MolgenError(f"{target}: folder exists and is not empty; choose a new folder")
+    tmp = target.with_name(target.name + ".copying")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(dataset.folder, tmp)
+    if target.exists():
+        target.rmdir()
+    tmp.rename(target)
+    return target
 
 
 def build_dataset(source: Source, folder: Path, on_error: str = "raise", verbose: bool = True) -> None:

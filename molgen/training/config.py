@@ -69,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "output_dir": "runs/molgen",
     "resume": None,  # null | "auto" (last checkpoint in output_dir if any) | path to a .ckpt
     "task": "denoiser",  # denoiser | property_predictor (classifier guidance, see `predictor`)
+    "time_limit": None,  # wall-clock limit of this invocation (seconds or [DD:]HH:MM:SS); stops and saves a checkpoint
     "data": {
         "source": "qm9_sample",  # dataset name or path (see molgen.data.datasets.open_dataset)
         "batch_size": 64,

@@ -2,7 +2,8 @@
 
 :func:`train` is what ``molgen train`` runs. Multi-device and multi-node training go through Lightning:
 ``trainer.devices`` / ``trainer.num_nodes`` / ``trainer.strategy`` (``ddp``; under SLURM, Lightning reads the
-job's environment itself). Resuming: ``resume: auto`` continues from ``<output_dir>/checkpoints/last.ckpt``
+job's environment itself). ``time_limit`` stops this invocation after a wall-clock time and saves the final
+checkpoint (:mod:`molgen.training.time_limit`), for schedules trained in time-limited jobs. Resuming: ``resume: auto`` continues from ``<output_dir>/checkpoints/last.ckpt``
 when it exists, ``resume: PATH`` from that checkpoint; both restore weights, EMA, optimizer, LR schedule, step
 and skip counter, and load with ``weights_only=True``.
 
@@ -22,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from molgen.errors import ConfigError
 from molgen.training.config import dump_config
+from molgen.training.time_limit import WallClockLimit, parse_duration
 
 __all__ = ["build_datamodule", "build_module", "build_trainer", "resolve_resume", "train", "TrainResult", "CHECKPOINT_DIR"]
 
@@ -72,6 +74,8 @@ def build_trainer(config: dict, extra_callbacks=()) -> L.Trainer:
                         save_last=True),
         *extra_callbacks,
     ]
+    if config.get("time_limit") is not None:
+        callbacks.append(WallClockLimit(parse_duration(config["time_limit"])))
     loggers = []
     if config["logging"]["csv"]:
         loggers.append(CSVLogger(save_dir=str(out), name="csv"))
