@@ -62,13 +62,15 @@ def load(args):
 
 
 def parse_grid(items):
-    """``sampler[:steps[:eta]]`` items -> ``(label, sampler)``; ``steps`` ``full`` or empty: the full schedule."""
+    """``sampler[:steps[:eta[:spacing]]]`` items -> ``(label, sampler)``; ``steps`` ``full`` or empty: the full
+    schedule; empty ``eta`` / ``spacing``: the sampler's defaults (``ddpm:100::uniform``)."""
     from molgen.sampling import build_sampler
 
     out = []
     for item in items:
-        name, steps, eta = (item.split(":") + ["", ""])[:3]
-        sampler = build_sampler(name, None if steps in ("", "full") else int(steps), float(eta) if eta else None)
+        name, steps, eta, spacing = (item.split(":") + ["", "", ""])[:4]
+        sampler = build_sampler(name, None if steps in ("", "full") else int(steps), float(eta) if eta else None,
+                                spacing or None)
         out.append((item, sampler))
     return out
 

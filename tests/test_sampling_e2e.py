@@ -30,8 +30,9 @@ def test_train_sample_validate_round_trip(tmp_path, capsys):
 
     out = tmp_path / "samples.sdf"
     assert main(["sample", "--checkpoint", str(ckpt), "-n", "6", "-o", str(out), "--steps", "10", "--batch-size",
-                 "4", "--condition", "gap=0.3", "--guidance", "2", "--no-progress"]) == 0
-    assert "6 structures" in capsys.readouterr().out
+                 "4", "--condition", "gap=0.3", "--guidance", "2", "--spacing", "quadratic", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 structures" in printed and "spacing='quadratic'" in printed
     mols = [m for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)]
     assert len(mols) == 6 and all(m is not None and m.GetNumAtoms() >= 1 for m in mols)
     assert all({a.GetSymbol() for a in m.GetAtoms()} <= {"H", "C", "N", "O", "F"} for m in mols)

@@ -118,7 +118,7 @@ def test_ddim_with_eta_one_is_the_ancestral_step():
     process = make_process(categorical=False)
     model = ExactDenoiser(process, {"pos": S0_POS, "feat": S0_FEAT})
     outs = []
-    for sampler in (build_sampler("ddim", 20, eta=1.0), build_sampler("ddpm", 20)):
+    for sampler in (build_sampler("ddim", 20, eta=1.0), build_sampler("ddpm", 20, spacing="uniform")):
         g = torch.Generator().manual_seed(3)
         x, ctx = prior(process, 50, 4, g)
         outs.append(sampler.sample(model, process, x, ctx, generator=g))
@@ -157,3 +157,41 @@ def test_time_grid_snaps_to_training_chain():
     with pytest.raises(Exception, match="1000-step chain"):
         time_grid(1001, process)
     assert set(SAMPLERS) == {"ddpm", "ddim", "ode", "dpm", "heun"}
+
+
+@pytest.mark.parametrize("steps", [1, 7, 50, 100, 999, 1000])
+def test_quadratic_grid_on_the_discrete_chain(steps):
+    from molgen.sampling.samplers import quadratic_grid
+
+    process = make_process(categorical=False)  # discrete chain
+    T = process.n_steps
+    if steps > T:
+        pytest.skip("chain shorter than the step count")
+    k = quadratic_grid(steps, process) * T  # [steps + 1]
+    assert len(k) == steps + 1 and k[0] == T and k[-1] == 0
+    assert torch.equal(k, torch.round(k)) and bool((k[:-1] > k[1:]).all())  # chain steps, strictly decreasing
+    i = torch.arange(steps, -1, -1, dtype=torch.float64)
+    assert bool((k >= T * (i / steps) ** 2 - 0.5).all())  # never ahead of the quadratic law
+    if steps == T:
+        assert torch.equal(k, i)  # the full chain
+
+
+def test_quadratic_grid_spends_the_steps_at_low_noise():
+    from molgen.sampling.samplers import quadratic_grid, time_grid
+
+    process = make_process(categorical=False)
+    quad, uniform = quadratic_grid(20, process), time_grid(20, process)
+    assert int((quad < 0.25).sum()) >= 2 * int((uniform < 0.25).sum()) > 0
+    last = quadratic_grid(100, process)[-12:] * process.n_steps  # 100 of 1,000: the last ten are single chain steps
+    assert torch.equal(last, torch.tensor([12.0, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0], dtype=torch.float64))
+
+
+def test_spacing_defaults_and_errors():
+    from molgen.errors import ConfigError
+
+    assert build_sampler("ddpm", 100).spacing == "quadratic"
+    assert build_sampler("heun", 10).spacing == "karras"
+    assert build_sampler("ddim", 10).spacing == "uniform" and build_sampler("dpm", 10).spacing == "uniform"
+    assert "spacing='uniform'" in repr(build_sampler("ddpm", 100, spacing="uniform"))  # recorded for --resume
+    with pytest.raises(ConfigError, match="spacing"):
+        build_sampler("ddim", 10, spacing="cubic")

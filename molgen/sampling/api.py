@@ -59,7 +59,7 @@ def classifier_setup(model: SamplingModel, classifier: Any, condition: dict[str,
 
 
 def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm", steps: int | None = None,
-             eta: float | None = None, batch_size: int = 100, seed: int = 0,
+             eta: float | None = None, spacing: str | None = None, batch_size: int = 100, seed: int = 0,
              num_atoms: int | str | SizeDistribution | None = None, condition: dict[str, float] | None = None,
              guidance: float | Guidance | None = None, constraint: Callable | None = None, strength: float = 1.0,
              fragment: str | Path | FixedAtoms | None = None, inpaint: str = "context",
@@ -72,7 +72,8 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
     checkpoint_or_model : a checkpoint path, a shipped model name, a :class:`SamplingModel` or a trained
         :class:`~molgen.training.module.DiffusionModule`.
     n : number of structures.
-    sampler, steps, eta : the reverse process (:func:`molgen.sampling.samplers.build_sampler`).
+    sampler, steps, eta, spacing : the reverse process and its time grid
+        (:func:`molgen.sampling.samplers.build_sampler`).
     batch_size, seed : batches and their seeds (as ``molgen sample``).
     num_atoms : ``None`` (the training histogram), ``18``, ``"15-20"`` or a :class:`SizeDistribution`.
     condition : property targets ``{"gap": 0.25}`` (the model must be conditioned on them).
@@ -98,7 +99,7 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
         model.to(device)
     if precision is not None:
         model.precision = precision
-    chosen = sampler if isinstance(sampler, Sampler) else build_sampler(sampler, steps, eta)
+    chosen = sampler if isinstance(sampler, Sampler) else build_sampler(sampler, steps, eta, spacing)
     fixed = read_fragment(fragment) if isinstance(fragment, (str, Path)) else fragment
     min_atoms = len(fixed) + 1 if fixed is not None else 1
     sizes = num_atoms if isinstance(num_atoms, SizeDistribution) else size_distribution(model.statistics, num_atoms,
