@@ -137,8 +137,11 @@ def test_charged_protocol():
     edm = evaluate_molecules([ammonium], "edm", workers=1)
     assert edm.metrics["mol_stability"] == 0.0  # N with 4 bonds is not allowed without charges
     charged = evaluate_molecules([ammonium, with_charge], "charged", workers=1)
-    assert charged.metrics["mol_stability"] == 1.0 and charged.metrics["validity"] == 1.0
+    assert charged.metrics["atom_stability"] == 1.0 and charged.metrics["validity"] == 1.0
     assert {r["smiles"] for r in charged.rows} == {"[H][N+]([H])([H])[H]"}
+    # without charges in the input the implied N+ must be balanced: a lone ammonium is not a neutral molecule
+    assert [r["mol_stable"] for r in charged.rows] == [False, True]
+    assert "cannot sum to zero" in charged.rows[0]["reason"]
     wrong = Molecule(ammonium.z, ammonium.pos, charges=np.array([0, 0, 0, 0, 0]))
     assert evaluate_molecules([wrong], "charged", workers=1).metrics["mol_stability"] == 0.0
 
@@ -311,3 +314,20 @@ def test_non_finite_coordinates_fail_every_check():
     assert report.metrics["n"] == 2 and report.metrics["n_unreadable"] == 1
     assert report.metrics["validity"] == 0.5 and report.metrics["atom_stability"] == 1.0
     assert any("non-finite" in str(row) for row in report.rows)
+
+
+def test_implied_charges_must_balance():
+    from molgen.validation.protocols import charges_can_sum_to, get_protocol
+
+    charged = get_protocol("charged")
+    assert charged.charge_options("C", 3) == (-1, 1) and charged.charge_options("N", 4) == (1,)
+    assert charged.charge_options("C", 4) == (0,) and charged.charge_options("C", 2.5) == ()
+    assert charges_can_sum_to([(0,), (1,), (-1,)]) and charges_can_sum_to([(-1, 1), (-1, 1)])
+    assert not charges_can_sum_to([(-1, 1)]) and not charges_can_sum_to([(1,), (0,)])
+    assert charges_can_sum_to([(1,)], total=1) and charges_can_sum_to([()])  # no option: judged elsewhere
+    # a methyl radical from coordinates: C has three bonds (C+ or C-), no partner to balance it
+    methyl = Molecule(np.array([6, 1, 1, 1]),
+                      np.array([[0.0, 0, 0], [1.08, 0, 0], [-0.54, 0.935, 0], [-0.54, -0.935, 0]]))
+    report = evaluate_molecules([methyl], "charged", workers=1)
+    assert report.metrics["atom_stability"] == 1.0 and report.metrics["mol_stability"] == 0.0
+    assert evaluate_molecules([methyl], "edm", workers=1).metrics["atom_stability"] == 0.75

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from molgen.validation.bonds import edm_bonds_batch
-from molgen.validation.protocols import Protocol, get_protocol
+from molgen.validation.protocols import Protocol, charges_can_sum_to, get_protocol
 from molgen.validation.rdkit_validity import ValidityResult, validate_many
 
 OVERLAP_ANGSTROM = 0.1  # two atoms closer than this are reported as lying on top of each other
@@ -328,7 +328,9 @@ def evaluate_molecules(
     n = len(molecules) + len(failures)
     n_atoms = sum(len(m.z) for m in molecules)
     stable_atoms = sum(int(s.sum()) for s in perceived.atom_stable)
-    mol_stable = [bool(s.all()) and perceived.errors[i] is None for i, s in enumerate(perceived.atom_stable)]
+    balanced = implied_charges_balance(molecules, perceived, protocol)
+    mol_stable = [bool(s.all()) and perceived.errors[i] is None and balanced[i]
+                  for i, s in enumerate(perceived.atom_stable)]
     connected = [int(k) == 1 and perceived.errors[i] is None for i, k in enumerate(perceived.n_fragments)]
     valid_smiles = [r.smiles for r in results if r.valid]
     unique = set(valid_smiles)
@@ -367,7 +369,7 @@ def evaluate_molecules(
             "n_fragments": int(perceived.n_fragments[index]),
             "duplicate": duplicate,
             "smiles": result.smiles or "",
-            "reason": _reason(molecule, perceived, index, result, duplicate),
+            "reason": _reason(molecule, perceived, index, result, duplicate, balanced[index]),
         }
         if reference_smiles is not None:
             row["novel"] = bool(result.valid and result.smiles in novel)
@@ -385,7 +387,25 @@ def evaluate_molecules(
     )
 
 
-def _reason(molecule: Molecule, perceived: Perceived, index: int, result: ValidityResult, duplicate: bool) -> str:
+def implied_charges_balance(molecules: Sequence[Molecule], perceived: Perceived, protocol: Protocol) -> list[bool]:
+    """[n_molecules] whether the formal charges a charge-aware protocol implies can make the molecule neutral.
+
+    Only molecules whose charges are implied (no charges in the input, none from rdDetermineBonds) are
+    constrained; under the EDM protocols, or with given charges, every molecule passes this check.
+    """
+    out = []
+    for index, molecule in enumerate(molecules):
+        if not protocol.use_charges or molecule.charges is not None or index in perceived.assigned_charges:
+            out.append(True)
+            continue
+        options = [protocol.charge_options(_symbol(z), v)
+                   for z, v in zip(np.asarray(molecule.z).tolist(), perceived.valence[index].tolist())]
+        out.append(charges_can_sum_to(options, 0))
+    return out
+
+
+def _reason(molecule: Molecule, perceived: Perceived, index: int, result: ValidityResult, duplicate: bool,
+            balanced: bool = True) -> str:
     """Why a structure failed, first problem first ('' when it passed every check)."""
     reasons = []
     if perceived.shortest[index] < OVERLAP_ANGSTROM:
@@ -401,6 +421,8 @@ def _reason(molecule: Molecule, perceived: Perceived, index: int, result: Validi
         reasons.append(
             f"{len(bad)} unstable atom(s), first {_symbol(int(molecule.z[first]))}{first} with valence {shown}"
         )
+    if not balanced:
+        reasons.append("the implied formal charges cannot sum to zero")
     if not result.valid and result.error and result.error not in reasons:
         reasons.append(result.error)
     if perceived.n_fragments[index] > 1:

@@ -16,7 +16,9 @@ Every figure molgen reports names its protocol, because published numbers are no
     (``--bonds`` chooses: ``edm``, ``file``, ``rdkit`` or ``auto``); an atom is stable when its summed bond
     order is allowed for its formal charge (:data:`CHARGED_VALENCES`). When the input carries no formal
     charges, an atom is stable if its valence is allowed for charge 0 or for one of the listed charged states,
-    and validity places those charges (e.g. a four-bonded N becomes N+). Validity: RDKit sanitization with
+    a molecule is stable only if those implied charges can be chosen to sum to zero (generated molecules are
+    taken as neutral: a lone three-bonded carbon is not a stable molecule, a nitro group N+/O- is), and
+    validity places those charges (e.g. a four-bonded N becomes N+). Validity: RDKit sanitization with
     the formal charges, largest-fragment SMILES. Looser than ``edm``: always report which one a figure uses.
 """
 
@@ -85,6 +87,13 @@ class Protocol:
             return tuple(sorted({v for values in states.values() for v in values}))
         return states.get(int(charge), ())
 
+    def charge_options(self, symbol: str, valence: float) -> tuple[int, ...]:
+        """Formal charges under which ``valence`` is allowed for ``symbol`` (``charged`` protocol; empty: none)."""
+        rounded = int(round(valence))
+        if abs(valence - rounded) > 1e-6:
+            return ()
+        return tuple(sorted(c for c, values in CHARGED_VALENCES.get(symbol, {}).items() if rounded in values))
+
     def implied_charge(self, symbol: str, valence: float) -> int:
         """Charge that makes ``valence`` allowed when the input has no charges (0 if neutral works or nothing does)."""
         states = CHARGED_VALENCES.get(symbol, {})
@@ -95,6 +104,19 @@ class Protocol:
             if rounded in values:
                 return charge
         return 0
+
+
+def charges_can_sum_to(options: list[tuple[int, ...]], total: int = 0) -> bool:
+    """Whether one charge per atom, each from its ``options``, can add up to ``total``.
+
+    An atom with no options (unstable whatever its charge) counts as neutral here; its instability is judged
+    elsewhere. Exact: the set of reachable sums is built atom by atom.
+    """
+    reachable = {0}
+    for choices in options:
+        choices = choices or (0,)
+        reachable = {r + c for r in reachable for c in choices}
+    return total in reachable
 
 
 def get_protocol(name: str, bonds: str | None = None) -> Protocol:
