@@ -176,6 +176,18 @@ def test_quadratic_grid_on_the_discrete_chain(steps):
         assert torch.equal(k, i)  # the full chain
 
 
+def test_cubic_grid_is_the_third_power():
+    from molgen.sampling.samplers import cubic_grid, power_grid
+
+    process = make_process(categorical=False)
+    k = cubic_grid(100, process) * process.n_steps
+    assert len(k) == 101 and bool((k[:-1] > k[1:]).all())
+    assert torch.equal(k[-32:], torch.arange(31, -1, -1, dtype=torch.float64))  # the last 31 are single chain steps
+    assert torch.equal(cubic_grid(100, process), power_grid(100, process, 3.0))
+    continuous = make_process(categorical=False, time_sampling="continuous")
+    assert torch.allclose(cubic_grid(4, continuous), torch.tensor([1.0, 27 / 64, 1 / 8, 1 / 64, 0.0], dtype=torch.float64))
+
+
 def test_quadratic_grid_spends_the_steps_at_low_noise():
     from molgen.sampling.samplers import quadratic_grid, time_grid
 
@@ -194,4 +206,4 @@ def test_spacing_defaults_and_errors():
     assert build_sampler("ddim", 10).spacing == "uniform" and build_sampler("dpm", 10).spacing == "uniform"
     assert "spacing='uniform'" in repr(build_sampler("ddpm", 100, spacing="uniform"))  # recorded for --resume
     with pytest.raises(ConfigError, match="spacing"):
-        build_sampler("ddim", 10, spacing="cubic")
+        build_sampler("ddim", 10, spacing="exponential")

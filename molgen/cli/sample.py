@@ -1,7 +1,7 @@
 """``molgen sample``: generate structures with a trained model.
 
     molgen sample (--checkpoint PATH | --model NAME) -n N -o OUT [--sampler ddpm|ddim|dpm|ode|heun]
-                  [--steps K] [--eta E] [--spacing uniform|quadratic|karras] [--batch-size B] [--seed S] [--num-atoms 18 | 15-20]
+                  [--steps K] [--eta E] [--spacing uniform|quadratic|cubic|karras] [--batch-size B] [--seed S] [--num-atoms 18 | 15-20]
                   [--condition gap=6.5 --guidance 2.0]
                   [--classifier PREDICTOR.ckpt --condition gap=6.5 --classifier-scale S] [--fragment FILE [--inpaint replace]] [--resume]
                   [--devices N]
@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--steps", type=int, metavar="K",
                         help="sampling steps (default: full schedule for ddpm, 100 for ddim, 50 for dpm / heun)")
     parser.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (0: deterministic)")
-    parser.add_argument("--spacing", choices=("uniform", "quadratic", "karras"),
+    parser.add_argument("--spacing", choices=("uniform", "quadratic", "cubic", "karras"),
                         help="time grid of a few-step sampler (default: the sampler's; ddpm: quadratic)")
     parser.add_argument("--batch-size", type=int, default=100, metavar="B", help="structures per batch (default 100)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
