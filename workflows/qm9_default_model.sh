@@ -7,7 +7,8 @@
 #   bash workflows/qm9_default_model.sh curve CKPT...       # learning-curve points: 200 samples each, DDIM 100
 #   bash workflows/qm9_default_model.sh ship CKPT  # copy CKPT in as the shipped model -- only when `measure` improved
 #
-# On a GPU machine raise data.batch_size / drop trainer.precision; on a shared CPU keep OMP_NUM_THREADS=1.
+# On a GPU: workflows/qm9_gpu_continue.sh (batch 256, time-limited calls, a packed dataset copy).
+# On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine; the shipped model is at 23,246.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/qm9_small}
@@ -22,7 +23,7 @@ case "${1:-}" in
     STEPS=${STEPS:-6000}
     molgen train configs/qm9.yaml "${COMMON[@]}" optim.scheduler.total_steps="$STEPS" trainer.max_steps="$STEPS" ;;
   continue)
-    STEPS=${STEPS:-20000}
+    STEPS=${STEPS:-40000}
     molgen train configs/qm9.yaml "${COMMON[@]}" optim.scheduler.total_steps="$STEPS" trainer.max_steps="$STEPS" \
       resume="$SHIPPED" ;;
   measure)
