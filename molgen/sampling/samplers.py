@@ -41,7 +41,7 @@ DDIM's quadratic skip, at least one chain step apart, so the last steps walk the
 (``(i / N)^3``) and
 ``karras`` (Karras et al.'s ``rho = 7`` spacing of the noise level). Few-step sampling of molecules is decided
 at low noise, where bond lengths settle to hundredths of an Ångström: on the shipped QM9 model the quadratic
-grid at 100 ancestral steps keeps 92 % of the full 1,000-step schedule's molecule stability, the uniform grid
+grid at 100 ancestral steps keeps 92–94 % of the full 1,000-step schedule's molecule stability, the uniform grid
 two thirds of it (``benchmarks/sampling.md``). Each sampler has its own default (``ddpm``: quadratic).
 
 Shapes: field values ``[n_atoms, d]``; ``t [n_graphs]``; ``context.batch [n_atoms]``; ``context.fixed [n_atoms]``.
