@@ -38,8 +38,7 @@ Samplers (:data:`SAMPLERS`, by name):
 
 Time grids (``spacing``, :data:`SPACINGS`): ``uniform`` (DDIM's uniform skip), ``quadratic`` (times ``(i / N)^2``,
 DDIM's quadratic skip, at least one chain step apart, so the last steps walk the chain one by one), ``cubic``
-(``(i / N)^3``) and
-``karras`` (Karras et al.'s ``rho = 7`` spacing of the noise level). Few-step sampling of molecules is decided
+(``(i / N)^3``) and ``karras`` (Karras et al.'s ``rho = 7`` spacing of the noise level). Few-step sampling of molecules is decided
 at low noise, where bond lengths settle to hundredths of an Ångström: on the shipped QM9 model the quadratic
 grid at 100 ancestral steps keeps 92–94 % of the full 1,000-step schedule's molecule stability, the uniform grid
 two thirds of it (``benchmarks/sampling.md``). Each sampler has its own default (``ddpm``: quadratic).
@@ -119,6 +118,14 @@ class DenoiseFn(Protocol):
 Callback = Callable[[int, float, dict[str, Tensor]], None]
 
 
+def _check_steps(steps: int, process: JointDiffusion) -> None:
+    """A grid needs at least one step, and no more than the discrete chain it walks has."""
+    if steps < 1:
+        raise ConfigError(f"sampling steps must be >= 1, got {steps}")
+    if process.time_sampling == "discrete" and steps > process.n_steps:
+        raise ConfigError(f"{steps} sampling steps, but the model was trained on a {process.n_steps}-step chain")
+
+
 def time_grid(steps: int, process: JointDiffusion) -> Tensor:
     """Decreasing times ``[steps + 1]`` (float64) from 1 to 0.
 
@@ -126,12 +133,9 @@ def time_grid(steps: int, process: JointDiffusion) -> Tensor:
     grid ``k / T`` (evenly spaced in ``k``, as DDIM's "uniform" skip), so the network is only asked about
     times it was trained on; ``steps`` may then not exceed ``T``.
     """
-    if steps < 1:
-        raise ConfigError(f"sampling steps must be >= 1, got {steps}")
+    _check_steps(steps, process)
     if process.time_sampling == "discrete":
         T = process.n_steps
-        if steps > T:
-            raise ConfigError(f"{steps} sampling steps, but the model was trained on a {T}-step chain")
         k = torch.round(torch.linspace(float(T), 0.0, steps + 1, dtype=torch.float64))
         return k / T
     return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
@@ -145,13 +149,10 @@ def power_grid(steps: int, process: JointDiffusion, power: float = 2.0) -> Tenso
     ``power = 2`` is DDIM's quadratic skip (Song et al. 2021, appendix D.2); with 100 of 1,000 steps its last ten
     steps are single chain steps, with ``power = 3`` the last 31.
     """
-    if steps < 1:
-        raise ConfigError(f"sampling steps must be >= 1, got {steps}")
+    _check_steps(steps, process)
     i = torch.arange(steps, -1, -1, dtype=torch.float64)  # [steps + 1], N .. 0
     if process.time_sampling == "discrete":
         T = process.n_steps
-        if steps > T:
-            raise ConfigError(f"{steps} sampling steps, but the model was trained on a {T}-step chain")
         k = torch.maximum(torch.round(T * (i / steps) ** power), i)
         return k / T
     return (i / steps) ** power

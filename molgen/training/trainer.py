@@ -3,9 +3,10 @@
 :func:`train` is what ``molgen train`` runs. Multi-device and multi-node training go through Lightning:
 ``trainer.devices`` / ``trainer.num_nodes`` / ``trainer.strategy`` (``ddp``; under SLURM, Lightning reads the
 job's environment itself). ``time_limit`` stops this invocation after a wall-clock time and saves the final
-checkpoint (:mod:`molgen.training.time_limit`), for schedules trained in time-limited jobs. Resuming: ``resume: auto`` continues from ``<output_dir>/checkpoints/last.ckpt``
-when it exists, ``resume: PATH`` from that checkpoint; both restore weights, EMA, optimizer, LR schedule, step
-and skip counter, and load with ``weights_only=True``.
+checkpoint (:mod:`molgen.training.time_limit`), for schedules trained in time-limited jobs. Resuming:
+``resume: auto`` continues from ``<output_dir>/checkpoints/last.ckpt`` when it exists, ``resume: PATH`` from that
+checkpoint; both restore weights, EMA, optimizer, LR schedule, step and skip counter, and load with
+``weights_only=True``.
 
 ``task: property_predictor`` trains a noisy-structure property predictor for classifier guidance
 (:class:`~molgen.training.predictor_module.PropertyPredictorModule`) with the same data, trainer, loggers,

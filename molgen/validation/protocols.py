@@ -95,15 +95,12 @@ class Protocol:
         return tuple(sorted(c for c, values in CHARGED_VALENCES.get(symbol, {}).items() if rounded in values))
 
     def implied_charge(self, symbol: str, valence: float) -> int:
-        """Charge that makes ``valence`` allowed when the input has no charges (0 if neutral works or nothing does)."""
-        states = CHARGED_VALENCES.get(symbol, {})
-        rounded = int(round(valence))
-        if abs(valence - rounded) > 1e-6 or rounded in states.get(0, ()):
+        """Charge that makes ``valence`` allowed when the input has no charges (0 if neutral works or nothing does;
+        the first listed state in :data:`CHARGED_VALENCES` when several do)."""
+        options = self.charge_options(symbol, valence)
+        if not options or 0 in options:
             return 0
-        for charge, values in states.items():
-            if rounded in values:
-                return charge
-        return 0
+        return next(charge for charge in CHARGED_VALENCES[symbol] if charge in options)
 
 
 def charges_can_sum_to(options: list[tuple[int, ...]], total: int = 0) -> bool:
