@@ -165,20 +165,24 @@ def cmd_quality(args) -> list[dict]:
 
 # --- guidance ----------------------------------------------------------------------------------------
 
-def train_oracle(model, prop: str, steps: int, path: Path | None, seed: int):
+def train_oracle(model, prop: str, steps: int, path: Path | None, seed: int, data: str = "qm9_sample",
+                 split: str = "valid", max_held_out: int = 2000):
     """A property predictor used at t = 0 as the oracle (EDM's protocol uses a separately trained property
-    classifier in the same way); trained on qm9_sample's structures."""
+    classifier in the same way). ``path``: an existing predictor (a ``molgen train`` checkpoint of
+    ``task: property_predictor``, e.g. configs/qm9_gap_predictor.yaml with ``predictor.max_time=0.02``, or a
+    file saved here); otherwise one is trained here for ``steps`` steps on qm9_sample and saved to ``path``.
+    Its own error is printed on ``data``'s ``split`` (held-out structures, at most ``max_held_out``)."""
     from torch_geometric.loader import DataLoader
 
     from molgen.data.datamodule import TrainingView
     from molgen.data.datasets import open_dataset
-    from molgen.sampling.guidance import NoisyPropertyPredictor, train_property_predictor
+    from molgen.sampling.guidance import NoisyPropertyPredictor, load_classifier, train_property_predictor
 
-    dataset = open_dataset("qm9_sample")
     if path is not None and path.exists():
-        predictor = NoisyPropertyPredictor.load(path, model.fields)
-        oracle_error(predictor, model, dataset)
+        predictor = load_classifier(path, model.fields)
+        oracle_error(predictor, model, open_dataset(data), split, max_held_out)
         return predictor
+    dataset = open_dataset("qm9_sample")
     torch.manual_seed(seed)
     predictor = NoisyPropertyPredictor(model.fields, [prop], {"hidden_scalars": 64, "hidden_vectors": 16,
                                                               "n_layers": 3, "lmax": 1})
@@ -191,21 +195,21 @@ def train_oracle(model, prop: str, steps: int, path: Path | None, seed: int):
           f"{sum(losses[-20:]) / 20:.3f} (normalised MSE, t <= 0.02)")
     if path is not None:
         predictor.save(path)
-    oracle_error(predictor, model, dataset)
+    oracle_error(predictor, model, open_dataset(data), split, max_held_out)
     return predictor
 
 
-def oracle_error(predictor, model, dataset) -> None:
-    """The oracle's own error on held-out QM9 structures (the valid split of qm9_sample), clean (t = 0)."""
+def oracle_error(predictor, model, dataset, split: str = "valid", max_held_out: int = 2000) -> None:
+    """The oracle's own error on held-out structures of ``dataset`` (its ``split``), clean (t = 0)."""
     from molgen.data.datamodule import TrainingView
 
-    view = TrainingView(dataset.split("valid"))
-    records = [view[i] for i in range(len(view))]
-    values = oracle_values(predictor, model, records)
+    view = TrainingView(dataset.split(split))
+    records = [view[i] for i in range(min(len(view), max_held_out))]
+    values = torch.cat([oracle_values(predictor, model, records[i:i + 500]) for i in range(0, len(records), 500)])
     index = predictor.index[0]
     truth = torch.stack([r.y.reshape(-1)[index] for r in records]).float()
     std = float(predictor.std[0])
-    print(f"# oracle on {len(records)} held-out molecules: MAE {float((values - truth).abs().mean()):.3f} "
+    print(f"# oracle on {len(records)} held-out molecules ({split} split): MAE {float((values - truth).abs().mean()):.3f} "
           f"(dataset std {std:.3f}; predicting the mean gives {float((truth - truth.mean()).abs().mean()):.3f})")
 
 
@@ -229,7 +233,8 @@ def cmd_guidance(args) -> list[dict]:
     model = load(args)
     if args.property not in model.condition_names:
         sys.exit(f"the model is conditioned on {model.condition_names}, not {args.property!r}")
-    oracle = train_oracle(model, args.property, args.oracle_steps, args.oracle, args.seed)
+    oracle = train_oracle(model, args.property, args.oracle_steps, args.oracle, args.seed, args.oracle_data,
+                          args.oracle_split)
     print(f"# model {model.name} (step {model.metadata.get('global_step')}), target {args.property} = "
           f"{args.target}, n = {args.n}, sampler {args.sampler}:{args.steps}; {load_line()}")
     rows = []
@@ -238,7 +243,7 @@ def cmd_guidance(args) -> list[dict]:
                            seed=args.seed, condition={args.property: args.target}, guidance=scale, bonds=False)
         values = oracle_values(oracle, model, records)
         row = {"guidance": scale, "MAE (oracle)": float((values - args.target).abs().mean()),
-               "mean (oracle)": float(values.mean()), **evaluate(records)}
+               "mean (oracle)": float(values.mean()), "std (oracle)": float(values.std()), **evaluate(records)}
         rows.append(row)
         print(table([row], list(row)).splitlines()[-1], flush=True)
     print(table(rows, list(rows[0])))
@@ -318,6 +323,8 @@ def main(argv=None) -> int:
     guidance.add_argument("--steps", type=int, default=50)
     guidance.add_argument("--oracle", type=Path, help="property predictor file (trained and saved if missing)")
     guidance.add_argument("--oracle-steps", type=int, default=1000)
+    guidance.add_argument("--oracle-data", default="qm9_sample", help="dataset whose held-out split scores the oracle")
+    guidance.add_argument("--oracle-split", default="valid")
     constraint = sub.choices["constraint"]
     constraint.add_argument("-n", type=int, default=200)
     constraint.add_argument("--target", type=float, default=1.7, help="radius of gyration in Å")

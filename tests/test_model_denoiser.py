@@ -25,7 +25,10 @@ def _model(graph=None, n_conditions=0, seed=0, **kwargs) -> EquivariantDenoiser:
     torch.manual_seed(seed)
     sizes = dict(hidden_scalars=16, hidden_vectors=8, n_layers=3, n_radial=8)
     sizes.update(kwargs)
-    return EquivariantDenoiser(N_FEATURES, N_OUT, n_conditions, graph=graph, **sizes).double()
+    model = EquivariantDenoiser(N_FEATURES, N_OUT, n_conditions, graph=graph, **sizes).double()
+    if n_conditions:  # as after training: the condition embedding starts at zero (see the test below)
+        torch.nn.init.normal_(model.embed_condition[-1].weight, std=0.3)
+    return model
 
 
 def _inputs(generator, sizes=SIZES, n_conditions=0, fixed=False) -> DenoiserInput:
@@ -261,3 +264,14 @@ def test_bfloat16_autocast_matches_float32(generator):
     loss = out.vector.float().pow(2).mean() + out.scalar.float().pow(2).mean()
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_a_new_condition_embedding_leaves_the_output_unchanged(generator):
+    """Zero-initialised output of the condition embedding: fine-tuning an unconditional model with a new
+    condition (``init_from``) starts from exactly that model."""
+    torch.manual_seed(0)
+    model = EquivariantDenoiser(N_FEATURES, N_OUT, N_COND, hidden_scalars=16, hidden_vectors=8, n_layers=2).double()
+    inputs = _inputs(generator, n_conditions=N_COND)
+    out = model(inputs)
+    other = model(_replace(inputs, condition=inputs.condition * -3.0 + 1.0))
+    assert torch.equal(out.vector, other.vector) and torch.equal(out.scalar, other.scalar)

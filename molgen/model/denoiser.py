@@ -164,6 +164,9 @@ class EquivariantDenoiser(nn.Module):
         self.embed_condition = (
             nn.Sequential(nn.Linear(n_conditions, S), nn.SiLU(), nn.Linear(S, S)) if n_conditions else None
         )
+        if self.embed_condition is not None:  # a new condition starts with no effect (fine-tuning adds it to a
+            nn.init.zeros_(self.embed_condition[-1].weight)  # trained model without changing that model)
+            nn.init.zeros_(self.embed_condition[-1].bias)
         self.layer_context = nn.ModuleList(nn.Linear(S, S) for _ in range(n_layers))
         # radial part of every layer's edge MLP, computed in one matrix product
         self.radial_embedding = nn.Linear(n_radial, n_layers * edge_hidden, bias=False)

@@ -2,7 +2,7 @@
 
 The tree mirrors the objects built from it::
 
-    name, seed, output_dir, resume, task
+    name, seed, output_dir, resume, init_from, task
     data        -> molgen.data.datamodule.StructureDataModule
     model       -> molgen.model.denoiser.build_denoiser
     diffusion   -> molgen.diffusion (one entry per field under ``fields``; conditioning)
@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "output_dir": "runs/molgen",
     "resume": None,  # null | "auto" (last checkpoint in output_dir if any) | path to a .ckpt
+    "init_from": None,  # a molgen checkpoint whose (EMA) weights start a new run: fine-tuning (ignored on resume)
     "task": "denoiser",  # denoiser | property_predictor (classifier guidance, see `predictor`)
     "time_limit": None,  # wall-clock limit of this invocation (seconds or [DD:]HH:MM:SS); stops and saves a checkpoint
     "data": {
@@ -297,6 +298,9 @@ def validate(config: dict) -> None:
     resume = config["resume"]
     if resume is not None and not isinstance(resume, str):
         raise ConfigError(f"config key 'resume' must be null, 'auto' or a checkpoint path, got {resume!r}")
+    init_from = config["init_from"]
+    if init_from is not None and not isinstance(init_from, str):
+        raise ConfigError(f"config key 'init_from' must be null or a checkpoint path, got {init_from!r}")
     forbidden = {"n_node_features", "n_scalar_outputs", "n_conditions"} & set(config["model"])
     if forbidden:
         raise ConfigError(f"config key 'model.{sorted(forbidden)[0]}' is set from the data and the diffusion fields")

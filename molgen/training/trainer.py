@@ -6,7 +6,8 @@ job's environment itself). ``time_limit`` stops this invocation after a wall-clo
 checkpoint (:mod:`molgen.training.time_limit`), for schedules trained in time-limited jobs. Resuming:
 ``resume: auto`` continues from ``<output_dir>/checkpoints/last.ckpt`` when it exists, ``resume: PATH`` from that
 checkpoint; both restore weights, EMA, optimizer, LR schedule, step and skip counter, and load with
-``weights_only=True``.
+``weights_only=True``. ``init_from: PATH`` instead starts a new run from another run's weights (fine-tuning,
+e.g. adding a condition to an unconditional model; :mod:`molgen.training.init_from`).
 
 ``task: property_predictor`` trains a noisy-structure property predictor for classifier guidance
 (:class:`~molgen.training.predictor_module.PropertyPredictorModule`) with the same data, trainer, loggers,
@@ -111,6 +112,12 @@ def train(config: dict, extra_callbacks=(), datamodule=None) -> TrainResult:
     statistics = datamodule.statistics.to_dict()
     module = build_module(config, statistics)
     trainer = build_trainer(config, extra_callbacks)
+    if resume is None and config.get("init_from"):
+        from molgen.training.init_from import initialise_from
+
+        report = initialise_from(module, config["init_from"], statistics)
+        if trainer.is_global_zero:
+            print(report.summary(), flush=True)
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(config, out / "config.yaml")
