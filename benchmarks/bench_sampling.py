@@ -228,19 +228,30 @@ def oracle_values(predictor, model, records) -> torch.Tensor:
 
 
 def cmd_guidance(args) -> list[dict]:
+    """Guidance strength against the oracle's property error and the EDM metrics. Classifier-free guidance
+    (``--scales`` are CFG weights) on a model conditioned on the property; with ``--classifier PREDICTOR``,
+    classifier guidance of any model by that noisy-structure predictor (``--scales`` are classifier scales)."""
     from molgen.sampling import generate
 
     model = load(args)
-    if args.property not in model.condition_names:
-        sys.exit(f"the model is conditioned on {model.condition_names}, not {args.property!r}")
+    if args.classifier is None and args.property not in model.condition_names:
+        sys.exit(f"the model is conditioned on {model.condition_names}, not {args.property!r} (or give --classifier)")
     oracle = train_oracle(model, args.property, args.oracle_steps, args.oracle, args.seed, args.oracle_data,
                           args.oracle_split)
-    print(f"# model {model.name} (step {model.metadata.get('global_step')}), target {args.property} = "
-          f"{args.target}, n = {args.n}, sampler {args.sampler}:{args.steps}; {load_line()}")
+    kind = "classifier" if args.classifier is not None else "classifier-free"
+    print(f"# model {model.name} (step {model.metadata.get('global_step')}), {kind} guidance, target "
+          f"{args.property} = {args.target}, n = {args.n}, sampler {args.sampler}:{args.steps}; {load_line()}")
     rows = []
     for scale in args.scales:
+        target = {args.property: args.target}
+        if args.classifier is None:
+            guided = {"guidance": scale, "condition": target}
+        elif scale:
+            guided = {"classifier": args.classifier, "classifier_scale": scale, "condition": target}
+        else:  # unguided: the model's own (unconditional) samples
+            guided = {}
         records = generate(model, args.n, sampler=args.sampler, steps=args.steps, batch_size=args.batch_size,
-                           seed=args.seed, condition={args.property: args.target}, guidance=scale, bonds=False)
+                           seed=args.seed, bonds=False, **guided)
         values = oracle_values(oracle, model, records)
         row = {"guidance": scale, "MAE (oracle)": float((values - args.target).abs().mean()),
                "mean (oracle)": float(values.mean()), "std (oracle)": float(values.std()), **evaluate(records)}
@@ -325,6 +336,8 @@ def main(argv=None) -> int:
     guidance.add_argument("--oracle-steps", type=int, default=1000)
     guidance.add_argument("--oracle-data", default="qm9_sample", help="dataset whose held-out split scores the oracle")
     guidance.add_argument("--oracle-split", default="valid")
+    guidance.add_argument("--classifier", type=Path,
+                          help="noisy-structure property predictor: classifier guidance instead of classifier-free")
     constraint = sub.choices["constraint"]
     constraint.add_argument("-n", type=int, default=200)
     constraint.add_argument("--target", type=float, default=1.7, help="radius of gyration in Å")
