@@ -209,7 +209,8 @@ def oracle_error(predictor, model, dataset, split: str = "valid", max_held_out: 
     index = predictor.index[0]
     truth = torch.stack([r.y.reshape(-1)[index] for r in records]).float()
     std = float(predictor.std[0])
-    print(f"# oracle on {len(records)} held-out molecules ({split} split): MAE {float((values - truth).abs().mean()):.3f} "
+    print(f"# oracle on {len(records)} held-out molecules ({split} split): "
+          f"MAE {float((values - truth).abs().mean()):.3f} "
           f"(dataset std {std:.3f}; predicting the mean gives {float((truth - truth.mean()).abs().mean()):.3f})")
 
 
@@ -241,9 +242,9 @@ def cmd_guidance(args) -> list[dict]:
     kind = "classifier" if args.classifier is not None else "classifier-free"
     print(f"# model {model.name} (step {model.metadata.get('global_step')}), {kind} guidance, target "
           f"{args.property} = {args.target}, n = {args.n}, sampler {args.sampler}:{args.steps}; {load_line()}")
+    target = {args.property: args.target}
     rows = []
     for scale in args.scales:
-        target = {args.property: args.target}
         if args.classifier is None:
             guided = {"guidance": scale, "condition": target}
         elif scale:

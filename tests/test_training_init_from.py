@@ -11,7 +11,7 @@ from molgen.training.config import load_config
 from molgen.training.init_from import initialise_from
 from molgen.training.module import DiffusionModule
 from molgen.training.testing import TinyDataModule, tiny_batch, tiny_records, tiny_statistics
-from molgen.training.trainer import train
+from molgen.training.trainer import build_module, train
 
 TINY = ["model.hidden_scalars=16", "model.hidden_vectors=4", "model.n_layers=1", "model.n_radial=4", "model.lmax=1",
         "trainer.accelerator=cpu", "trainer.max_epochs=-1", "trainer.enable_progress_bar=false",
@@ -27,7 +27,7 @@ def source_checkpoint(tmp_path_factory):
     return out / "checkpoints" / "last.ckpt"
 
 
-def _denoiser_output(module):
+def _batch_loss(module):
     torch.manual_seed(3)
     batch = tiny_batch()
     loss = module.compute_loss(batch, denoiser=module.inference_denoiser, generator=torch.Generator().manual_seed(1))
@@ -49,8 +49,8 @@ def test_a_conditional_model_starts_as_the_unconditional_source(source_checkpoin
     assert int(module.n_ema_updates) == 0
     # same loss as the source on the same batch and noise, with and without the condition
     module.eval()
-    expected = _denoiser_output(source)
-    assert torch.allclose(_denoiser_output(module), expected, atol=1e-6)
+    expected = _batch_loss(source)
+    assert torch.allclose(_batch_loss(module), expected, atol=1e-6)
 
 
 def test_init_from_trains_a_new_run_from_step_zero(source_checkpoint, tmp_path):
@@ -70,8 +70,6 @@ def test_init_from_trains_a_new_run_from_step_zero(source_checkpoint, tmp_path):
 ])
 def test_init_from_refuses_a_different_model(source_checkpoint, change, message):
     config = load_config(None, [*TINY, *change])
-    from molgen.training.trainer import build_module
-
     module = build_module(config, tiny_statistics().to_dict())
     with pytest.raises(ConfigError, match=message):
         initialise_from(module, source_checkpoint)

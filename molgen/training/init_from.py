@@ -2,8 +2,9 @@
 
 ``resume`` continues *the same* run (weights, optimizer, schedule, step). ``init_from: PATH`` starts a *new*
 run — new optimizer, schedule, step 0 — whose network begins with the weights of the molgen checkpoint at
-``PATH`` (or of a shipped model, by the name ``molgen sample --model`` lists, e.g. ``init_from: qm9``). The typical use is adding a property condition to a trained unconditional model (classifier-free
-guidance): the condition embedding is new, everything else is copied.
+``PATH`` (or of a shipped model, by the name ``molgen sample --model`` lists, e.g. ``init_from: qm9``). The
+typical use is adding a property condition to a trained unconditional model (classifier-free guidance): the
+condition embedding is new, everything else is copied.
 
 Rules (:func:`initialise_from`):
 
@@ -59,9 +60,14 @@ def _short(names: list[str], limit: int = 4) -> list[str]:
     return names[:limit] + ([f"... {len(names) - limit} more"] if len(names) > limit else [])
 
 
+def _trained_name(name: str) -> str:
+    """``ema_denoiser.x`` -> ``denoiser.x``: the trained network's name of an EMA tensor (others unchanged)."""
+    return name[len(_EMA_PREFIX):] if name.startswith(_EMA_PREFIX) else name
+
+
 def _source_tensors(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
     """The source's tensors by the name the *trained* network uses, EMA weights preferred over trained ones."""
-    ema = {name[len(_EMA_PREFIX):]: value for name, value in state.items() if name.startswith(_EMA_PREFIX)}
+    ema = {_trained_name(name): value for name, value in state.items() if name.startswith(_EMA_PREFIX)}
     tensors = {name: value for name, value in state.items() if not name.startswith(_EMA_PREFIX)}
     tensors.update(ema)  # ema_denoiser.x -> denoiser.x
     return {k: v for k, v in tensors.items() if k not in COUNTERS}, bool(ema)
@@ -93,7 +99,8 @@ def resolve_source(source: str | Path) -> Path:
 
 
 def initialise_from(module: torch.nn.Module, path: str | Path, statistics: dict | None = None) -> InitReport:
-    """Copy the weights of the molgen checkpoint at ``path`` (or the shipped model of that name) into ``module`` (in place) and report what was done.
+    """Copy the weights of the molgen checkpoint at ``path`` (or the shipped model of that name) into ``module``
+    (in place) and report what was done.
 
     ``module`` is a freshly built :class:`~molgen.training.module.DiffusionModule` or
     :class:`~molgen.training.predictor_module.PropertyPredictorModule`; ``statistics`` this run's dataset
@@ -117,7 +124,7 @@ def initialise_from(module: torch.nn.Module, path: str | Path, statistics: dict 
         for name, tensor in target.items():
             if name in COUNTERS:
                 continue
-            trained_name = name[len(_EMA_PREFIX):] if name.startswith(_EMA_PREFIX) else name
+            trained_name = _trained_name(name)
             if trained_name not in source:
                 report.fresh.append(name)
                 continue
