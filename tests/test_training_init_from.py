@@ -95,3 +95,40 @@ def test_init_from_takes_a_shipped_model_name():
     from molgen.training.init_from import resolve_source
 
     assert resolve_source("qm9").name == "model.ckpt"
+
+
+
+def test_an_unconditional_run_starts_as_the_conditional_sources_unconditional_mode(tmp_path):
+    """init_from a conditional checkpoint into an unconditional run: the dropped condition's embedding is folded
+    into the time embedding, so the new network's outputs equal the source's with the condition dropped."""
+    from molgen.model.denoiser import DenoiserInput
+
+    torch.manual_seed(0)
+    stats = tiny_statistics().to_dict()
+    conditional_config = load_config(None, [*TINY, "diffusion.conditioning.properties=[gap]"])
+    conditional = DiffusionModule(conditional_config, stats)
+    with torch.no_grad():
+        for p in conditional.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # a trained-looking condition embedding, not the zero initialisation
+    path = tmp_path / "conditional.ckpt"
+    torch.save({"state_dict": conditional.state_dict(),
+                "hyper_parameters": {"config": conditional_config, "statistics": stats}}, path)
+
+    unconditional = DiffusionModule(load_config(None, TINY), stats)
+    report = initialise_from(unconditional, path, stats)
+    assert len(report.folded) == 4 and not report.unused and not report.fresh
+    assert "unconditional mode" in report.summary()
+
+    n_atoms, n_graphs = 7, 2
+    inputs = dict(pos=torch.randn(n_atoms, 3), node_features=torch.randn(n_atoms, conditional.fields.n_node_features),
+                  time=torch.rand(n_graphs), batch=torch.tensor([0, 0, 0, 1, 1, 1, 1]), n_graphs=n_graphs)
+    dropped = conditional.fields.make_condition(None, n_graphs)  # [n_graphs, 2], all zeros
+    given = conditional.fields.make_condition(torch.tensor([[5.0], [8.0]]), n_graphs)
+    source_net = conditional.ema_denoiser  # the source's EMA weights go into both copies
+    for target_net in (unconditional.denoiser, unconditional.ema_denoiser):
+        expected = source_net(DenoiserInput(**inputs, condition=dropped))
+        other = source_net(DenoiserInput(**inputs, condition=given))
+        got = target_net(DenoiserInput(**inputs))
+        assert torch.allclose(got.vector, expected.vector, atol=1e-5)
+        assert torch.allclose(got.scalar, expected.scalar, atol=1e-5)
+        assert not torch.allclose(got.scalar, other.scalar, atol=1e-3)  # the condition does matter in the source

@@ -3,6 +3,7 @@
 #
 #   bash workflows/qm9_default_model.sh train      # first run (or: continue from the shipped checkpoint, below)
 #   bash workflows/qm9_default_model.sh continue   # resume from the shipped checkpoint (optimizer, EMA, step kept)
+#   bash workflows/qm9_default_model.sh refine     # a new segment from SOURCE's weights (init_from), new optimizer
 #   bash workflows/qm9_default_model.sh measure CKPT [N]   # N samples (default 10000), 100 steps, EDM + charged protocols
 #   bash workflows/qm9_default_model.sh curve CKPT...       # learning-curve points: 200 samples each, DDIM 100
 #   bash workflows/qm9_default_model.sh ship CKPT  # copy CKPT in as the shipped model -- only when `measure` improved
@@ -26,6 +27,13 @@ case "${1:-}" in
     STEPS=${STEPS:-40000}
     molgen train configs/qm9.yaml "${COMMON[@]}" optim.scheduler.total_steps="$STEPS" trainer.max_steps="$STEPS" \
       resume="$SHIPPED" ;;
+  refine)
+    # e.g. SOURCE=molgen/models/qm9_gap/model.ckpt: the gap-conditioned sibling trained on more molecules; init_from
+    # folds its unconditional mode into this unconditional network. Two CPU processes unless DEVICES says otherwise.
+    SOURCE=${SOURCE:-$SHIPPED}; STEPS=${STEPS:-8000}
+    molgen train configs/qm9.yaml "${COMMON[@]}" "init_from=$SOURCE" optim.lr="${LR:-2.0e-4}" \
+      optim.scheduler.warmup_steps=200 optim.scheduler.total_steps="$STEPS" trainer.max_steps="$STEPS" \
+      trainer.accelerator=cpu trainer.devices="${DEVICES:-2}" trainer.strategy=ddp time_limit="${TIME_LIMIT:-01:30:00}" ;;
   measure)
     CKPT=$2; N=${3:-10000}; OUT=${OUT:-$RUN/measure}
     mkdir -p "$OUT"

@@ -237,6 +237,29 @@ class EquivariantDenoiser(nn.Module):
         return DenoiserOutput(vector=vector, scalar=self.scalar_head(hn).to(dtype))
 
 
+def fold_dropped_condition(state: dict[str, Tensor], prefix: str = "") -> list[str]:
+    """Fold a conditional denoiser's *unconditional mode* into its time embedding, in place, for an
+    unconditional denoiser of the same architecture.
+
+    Classifier-free guidance trains a condition that is sometimes dropped; the dropped condition is all zeros, so
+    its embedding is the constant ``W2 silu(b1) + b2`` ``[S]`` added to every graph's context. Adding that constant
+    to the time embedding's output bias gives a network without ``embed_condition`` whose outputs equal the
+    conditional network's with the condition dropped. ``state`` maps tensor names (``prefix`` + this module's
+    names) to tensors; the condition tensors are removed. Returns their names (empty when there are none).
+    """
+    names = [f"{prefix}embed_condition.{i}.{kind}" for i in (0, 2) for kind in ("weight", "bias")]
+    if not all(name in state for name in names):
+        return []
+    first_bias, second_weight, second_bias = (state[f"{prefix}embed_condition.{n}"]
+                                              for n in ("0.bias", "2.weight", "2.bias"))
+    offset = second_weight @ torch.nn.functional.silu(first_bias) + second_bias  # [S]
+    time_bias = f"{prefix}embed_time.mlp.2.bias"
+    state[time_bias] = state[time_bias] + offset.to(state[time_bias].dtype)
+    for name in names:
+        del state[name]
+    return names
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -15,6 +15,9 @@ Rules (:func:`initialise_from`):
   the fine-tuned model starts out as exactly the source model).
 - Same name, different shape, or a different atom-type / charge vocabulary: :class:`ConfigError` naming the
   tensor, since the two models do not describe the same thing.
+- A conditional source given to an unconditional run (say ``init_from: qm9_gap`` for the unconditional ``qm9``
+  model) starts that run as the source's *unconditional mode*: the embedding of the dropped condition is a
+  constant, folded into the time embedding's bias (:func:`~molgen.model.denoiser.fold_dropped_condition`).
 - Training counters (skipped batches, EMA updates) start from zero.
 
 When ``resume`` finds a checkpoint, ``init_from`` is ignored: a resumed run already holds its weights.
@@ -34,6 +37,7 @@ __all__ = ["InitReport", "initialise_from", "resolve_source", "COUNTERS"]
 # buffers that count training events; a new run counts its own
 COUNTERS = ("n_skipped", "n_ema_updates")
 _EMA_PREFIX = "ema_"
+_DENOISER_CONDITION = "denoiser.embed_condition.0.weight"
 
 
 @dataclass
@@ -45,12 +49,15 @@ class InitReport:
     fresh: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     from_ema: bool = False
+    folded: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (f"init_from {self.source}: {len(self.copied)} tensors copied"
                 f"{' (from its EMA weights)' if self.from_ema else ''}, {len(self.fresh)} newly initialised")
         if self.fresh:
             text += f" ({', '.join(_short(self.fresh))})"
+        if self.folded:
+            text += "; the source's condition embedding folded in (its unconditional mode)"
         if self.unused:
             text += f"; {len(self.unused)} source tensors unused ({', '.join(_short(self.unused))})"
         return text
@@ -119,6 +126,10 @@ def initialise_from(module: torch.nn.Module, path: str | Path, statistics: dict 
     source, from_ema = _source_tensors(checkpoint["state_dict"])
     report = InitReport(source=path, from_ema=from_ema)
     target = module.state_dict()
+    if _DENOISER_CONDITION not in target:
+        from molgen.model.denoiser import fold_dropped_condition
+
+        report.folded = fold_dropped_condition(source, prefix="denoiser.")
     used: set[str] = set()
     with torch.no_grad():
         for name, tensor in target.items():
