@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from molgen.errors import ConfigError
-from molgen.sampling.guidance import (ConstraintGuidance, Guidance, GradientTerm, classifier_guidance,
-                                     load_classifier)
+from molgen.sampling.guidance import (DEFAULT_CLASSIFIER_SCALE, ConstraintGuidance, Guidance, GradientTerm,
+                                      classifier_guidance, load_classifier)
 from molgen.sampling.inpainting import FixedAtoms, read_fragment
 from molgen.sampling.model import SamplingModel, load_sampling_model
 from molgen.sampling.runner import iter_batches, perceive_bonds
@@ -40,7 +40,7 @@ def make_guidance(guidance: float | None = None, constraint: Callable | None = N
 
 
 def classifier_setup(model: SamplingModel, classifier: Any, condition: dict[str, float] | None,
-                     scale: float = 1.0) -> tuple[GradientTerm, dict[str, float] | None]:
+                     scale: float = DEFAULT_CLASSIFIER_SCALE) -> tuple[GradientTerm, dict[str, float] | None]:
     """Classifier guidance of ``model`` by ``classifier`` (see :func:`molgen.sampling.guidance.load_classifier`).
 
     ``condition`` holds the classifier's targets (every property it predicts) and, optionally, values for the
@@ -63,7 +63,7 @@ def generate(checkpoint_or_model: Any, n: int, *, sampler: str | Sampler = "dpm"
              num_atoms: int | str | SizeDistribution | None = None, condition: dict[str, float] | None = None,
              guidance: float | Guidance | None = None, constraint: Callable | None = None, strength: float = 1.0,
              fragment: str | Path | FixedAtoms | None = None, inpaint: str = "context",
-             classifier: Any = None, classifier_scale: float = 1.0, device: str | torch.device | None = None,
+             classifier: Any = None, classifier_scale: float = DEFAULT_CLASSIFIER_SCALE, device: str | torch.device | None = None,
              precision: str | None = None, bonds: bool = True, as_: str = "records") -> list:
     """Generate ``n`` structures.
 
