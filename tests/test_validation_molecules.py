@@ -239,6 +239,26 @@ def test_distribution_distances_are_zero_against_itself_and_positive_otherwise()
     # every C-H bond is 1 % longer: the Wasserstein-1 distance is the mean shift, about 0.011 Å
     assert diff["bond_length_w1_by_type"]["C-H"] == pytest.approx(0.011, abs=0.002)
     assert diff["bond_angle_w1"] < 0.5  # uniform scaling keeps angles
+    # ... and barely changes the spread (lengths 1 % longer: IQR 1 % wider), which the same set has exactly
+    assert same["bond_length_spread"] == pytest.approx(1.0)
+    assert diff["bond_length_spread"] == pytest.approx(1.01, abs=0.02)
+    # smeared positions (0.02 Å per coordinate) leave the centres and widen every bond type
+    rng = np.random.default_rng(0)
+    smeared = molecule_stats([m.z for m in molecules], [m.pos + 0.02 * rng.standard_normal(m.pos.shape)
+                                                       for m in molecules], bonds)
+    wide = compare(smeared, stats)
+    by_type = wide["bond_length_spread_by_type"]
+    assert wide["bond_length_spread"] > 1.5 and all(by_type[k] > 1.5 for k in ("C-H", "H-N", "H-O"))
+
+
+def test_histogram_quantiles_interpolate_inside_bins():
+    from molgen.validation.distributions import histogram_quantile, interquartile_range
+
+    bins = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    h = np.array([0, 2, 2, 0])  # uniform on [1, 3]
+    assert histogram_quantile(h, bins, 0.5) == pytest.approx(2.0)
+    assert interquartile_range(h, bins) == pytest.approx(1.0)
+    assert np.isnan(histogram_quantile(np.zeros(4), bins, 0.5))
 
 
 @pytest.mark.slow
