@@ -16,6 +16,11 @@ Usage::
     python benchmarks/bench_sampling.py guidance --checkpoint CKPT --property gap --target 5.5 \\
         --scales 0 1 2 4 8 -n 200 --oracle-steps 2000    # qm9 data: gap in eV
 
+    # where along the chain quality is lost: noise real test molecules to chain step k, run the ancestral chain
+    # back to 0, and score the result against the originals (EDM protocol, bond-length spread)
+    python benchmarks/bench_sampling.py restore --checkpoint molgen/models/qm9/model.ckpt --from-steps 0 10 30 100 300 \
+        -n 500 --data qm9 --split test
+
 Every command prints a markdown table (and ``--json OUT`` writes the rows). Seeds are fixed, so a rerun gives the
 same samples; timings depend on the machine's load (the script prints ``os.getloadavg()`` next to them).
 """
@@ -307,10 +312,76 @@ def cmd_constraint(args) -> list[dict]:
     return rows
 
 
+# --- restore ----------------------------------------------------------------------------------------
+
+def restore_batch(model, records, k0: int, generator):
+    """``records`` (clean structures) noised to chain step ``k0`` of the model's process and carried back to 0 by
+    ancestral sampling over every chain step (no network call for ``k0 = 0``); returns restored records."""
+    from torch_geometric.data import Batch
+
+    from molgen import keys as K
+    from molgen.sampling.model import _records
+    from molgen.sampling.samplers import AncestralSampler, SamplingContext
+
+    fields, process = model.fields, model.process
+    batch = Batch.from_data_list(records).to(model.device)
+    n_graphs = int(batch.num_graphs)
+    charges = batch[K.FORMAL_CHARGES] if K.FORMAL_CHARGES in batch else torch.zeros_like(batch.z)
+    raw = fields.raw_fields({K.POS: batch.pos.float(), K.ATOMIC_NUMBERS: batch.z, K.FORMAL_CHARGES: charges})
+    x = process.prepare(raw, batch.batch, n_graphs, None)
+    if k0 > 0:
+        t = torch.full((n_graphs,), k0 / process.n_steps, device=model.device)
+        noisy = process.corrupt(x, t, batch.batch, n_graphs, None, generator).x_t
+        sampler = AncestralSampler(steps=k0)
+        sampler.grid = lambda _process: torch.arange(k0, -1, -1, dtype=torch.float64) / process.n_steps
+        x = sampler.sample(model, process, noisy, SamplingContext(batch=batch.batch, n_graphs=n_graphs),
+                           generator=generator)
+    decoded = fields.decode(process.finalize(x))
+    n_atoms = len(batch.z)
+    return _records(decoded[K.POS].double().cpu(), decoded[K.ATOMIC_NUMBERS].cpu(), decoded[K.FORMAL_CHARGES].cpu(),
+                    torch.zeros(n_atoms, dtype=torch.bool), batch.batch.cpu(), n_graphs, 0, None, [])
+
+
+def bond_spread(records, reference_records) -> float:
+    """Bond-length spread (IQR ratio over bonds to H, :mod:`molgen.validation.distributions`) against the originals."""
+    from molgen.validation.distributions import compare, molecule_stats
+    from molgen.validation.molecule_metrics import molecule_from_record, perceive
+    from molgen.validation.protocols import get_protocol
+
+    def stats(recs):
+        molecules = [molecule_from_record(r) for r in recs]
+        bonds = perceive(molecules, get_protocol("edm")).bonds
+        return molecule_stats([m.z for m in molecules], [m.pos for m in molecules], bonds)
+
+    return float(compare(stats(records), stats(reference_records))["bond_length_spread"])
+
+
+def cmd_restore(args) -> list[dict]:
+    from molgen.data.datasets import open_dataset
+    from molgen.training.fields import POS
+
+    model = load(args)
+    split = open_dataset(args.data, verbose=False).split(args.split)
+    originals = [split[i] for i in range(min(args.n, len(split)))]
+    rows = []
+    for k0 in args.from_steps:
+        generator = torch.Generator(device=model.device).manual_seed(args.seed)
+        restored = []
+        for start in range(0, len(originals), args.batch_size):
+            restored += restore_batch(model, originals[start:start + args.batch_size], k0, generator)
+        sigma = float(model.process[POS].coefficients(torch.tensor([k0 / model.process.n_steps]))[1]) if k0 else 0.0
+        row = {"from chain step": k0, "position noise sigma": sigma, **evaluate(restored),
+               "bond spread vs originals": bond_spread(restored, originals)}
+        rows.append(row)
+        print(table([row], list(row)).splitlines()[-1], flush=True)
+    print(table(rows, list(rows[0])))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("speed", "quality", "guidance", "constraint"):
+    for name in ("speed", "quality", "guidance", "constraint", "restore"):
         p = sub.add_parser(name)
         p.add_argument("--checkpoint", help="a molgen checkpoint (default: an untrained --preset model)")
         p.add_argument("--preset", default="default", help="model preset of the untrained model")
@@ -345,9 +416,16 @@ def main(argv=None) -> int:
     constraint.add_argument("--strengths", type=float, nargs="+", default=[0.0, 1.0, 3.0, 10.0, 30.0, 100.0])
     constraint.add_argument("--sampler", default="dpm")
     constraint.add_argument("--steps", type=int, default=50)
+    restore = sub.choices["restore"]
+    restore.add_argument("-n", type=int, default=500, help="molecules of the split (its first n)")
+    restore.add_argument("--from-steps", type=int, nargs="+", default=[0, 10, 30, 100, 300],
+                         help="chain steps (of the process's n_steps) to noise to; 0 scores the originals")
+    restore.add_argument("--data", default="qm9")
+    restore.add_argument("--split", default="test")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    commands = {"speed": cmd_speed, "quality": cmd_quality, "guidance": cmd_guidance, "constraint": cmd_constraint}
+    commands = {"speed": cmd_speed, "quality": cmd_quality, "guidance": cmd_guidance, "constraint": cmd_constraint,
+                "restore": cmd_restore}
     rows = commands[args.command](args)
     if args.json:
         args.json.write_text(json.dumps({"command": args.command, "rows": rows, "load": load_line()}, indent=1))

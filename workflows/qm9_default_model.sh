@@ -5,11 +5,12 @@
 #   bash workflows/qm9_default_model.sh continue   # resume from the shipped checkpoint (optimizer, EMA, step kept)
 #   bash workflows/qm9_default_model.sh refine     # a new segment from SOURCE's weights (init_from), new optimizer
 #   bash workflows/qm9_default_model.sh measure CKPT [N]   # N samples (default 10000), 100 steps, EDM + charged protocols
-#   bash workflows/qm9_default_model.sh curve CKPT...       # learning-curve points: 200 samples each, DDIM 100
+#   bash workflows/qm9_default_model.sh curve CKPT...       # learning-curve points: N (200) samples each, DDIM 100
 #   bash workflows/qm9_default_model.sh ship CKPT  # copy CKPT in as the shipped model -- only when `measure` improved
 #
 # On a GPU: workflows/qm9_gpu_continue.sh (batch 256, time-limited calls, a packed dataset copy).
-# On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine; the shipped model is at 23,246.
+# On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine. The shipped model is at step 8,500
+# of its own (segment-5) run, whose cosine has ended: continue it with `refine` (SOURCE defaults to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/qm9_small}
@@ -47,8 +48,8 @@ case "${1:-}" in
     shift
     for CKPT in "$@"; do
       OUT=$RUN/curve/$(basename "$CKPT" .ckpt); mkdir -p "$OUT"
-      molgen sample --checkpoint "$CKPT" -n 200 -o "$OUT/samples.sdf" --sampler ddim --steps 100 --batch-size 100 \
-        --precision bf16 --threads 1 --resume --no-progress
+      molgen sample --checkpoint "$CKPT" -n "${N:-200}" -o "$OUT/samples.sdf" --sampler ddim --steps 100 \
+        --batch-size 100 --precision bf16 --devices "${DEVICES:-1}" --threads 1 --resume --no-progress
       molgen validate "$OUT/samples.sdf" --protocol edm --json "$OUT/edm.json" | sed -n 2,5p
     done ;;
   ship)

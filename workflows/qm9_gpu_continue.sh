@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Continue the QM9 model on one GPU for a fixed wall-clock time, then (optionally) sample from it.
 #
-#   DATA=packed/qm9 RESUME=molgen/models/qm9/model.ckpt TOTAL_STEPS=60000 TIME_LIMIT=00:08:00 \
-#   RESULTS=results bash workflows/qm9_gpu_continue.sh train
+#   DATA=packed/qm9 INIT=molgen/models/qm9/model.ckpt TOTAL_STEPS=30000 TIME_LIMIT=00:08:00 \
+#   RESULTS=results bash workflows/qm9_gpu_continue.sh train          # first call: a new run from those weights
+#   DATA=packed/qm9 RESUME=results/last.ckpt TOTAL_STEPS=30000 ... train  # later calls: the same run
 #   CKPT=results/last.ckpt RESULTS=results bash workflows/qm9_gpu_continue.sh sample
 #
 # DATA is a packed dataset folder (`molgen data build qm9 --output packed/qm9`), so the GPU machine needs
 # neither qm9pack nor the raw data. The learning rate is the config's cosine over the absolute steps
-# 0..TOTAL_STEPS: resuming at step 15,000 of 23,246 continues at that point's rate (no warm restart), and
-# every call with the same TOTAL_STEPS continues the same schedule. TIME_LIMIT (this call's wall clock)
+# 0..TOTAL_STEPS, and every call with the same TOTAL_STEPS continues the same schedule. INIT starts a new run
+# (step 0, new optimizer) from a checkpoint's EMA weights (`init_from`); RESUME continues that checkpoint's own
+# run and schedule (the shipped model is at step 8,500 of its segment-5 run, whose cosine has ended, so
+# resuming it with a larger TOTAL_STEPS is a warm restart at that step's rate). TIME_LIMIT (this call's wall clock)
 # stops training early and still saves the checkpoint, so a schedule can span several time-limited calls.
 # `train` leaves RESULTS/last.ckpt and RESULTS/metrics.csv; `sample` leaves XYZ files for `molgen validate`.
 set -euo pipefail
@@ -19,7 +22,8 @@ mkdir -p "$RESULTS"
 
 case "${1:-}" in
 train)
-  : "${DATA:?packed dataset folder}" "${RESUME:?checkpoint to continue}" "${TOTAL_STEPS:?last step of the cosine}"
+  : "${DATA:?packed dataset folder}" "${TOTAL_STEPS:?last step of the cosine}"
+  if [ -n "${INIT:-}" ]; then start=(init_from="$INIT"); else start=(resume="${RESUME:?INIT or RESUME checkpoint}"); fi
   $MOLGEN train configs/qm9.yaml name=qm9_small output_dir="$RUN" model.preset=small data.source="$DATA" \
     data.batch_size="${BATCH:-256}" data.num_workers="${WORKERS:-8}" optim.lr="${LR:-6.0e-4}" \
     optim.scheduler.warmup_steps="${WARMUP:-500}" optim.scheduler.total_steps="$TOTAL_STEPS" \
@@ -27,7 +31,7 @@ train)
     trainer.accelerator=gpu trainer.precision=bf16-mixed trainer.val_check_interval=2000 \
     trainer.check_val_every_n_epoch=null trainer.limit_val_batches=10 trainer.log_every_n_steps=100 \
     trainer.enable_progress_bar=false logging.tensorboard=false checkpoint.every_n_steps=1000 checkpoint.keep=1 \
-    resume="$RESUME"
+    "${start[@]}"
   cp "$RUN/checkpoints/last.ckpt" "$RESULTS/last.ckpt"
   cp "$(ls -d "$RUN"/csv/version_* | tail -1)/metrics.csv" "$RESULTS/metrics.csv" || echo "no metrics.csv yet"
   ;;
