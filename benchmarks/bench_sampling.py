@@ -314,6 +314,17 @@ def cmd_constraint(args) -> list[dict]:
 
 # --- restore ----------------------------------------------------------------------------------------
 
+def _chain_from(k0: int):
+    """Ancestral sampling over every chain step from ``k0`` down to 0 (the state starts at chain step ``k0``)."""
+    from molgen.sampling.samplers import AncestralSampler
+
+    class ChainFromStep(AncestralSampler):
+        def grid(self, process):
+            return torch.arange(k0, -1, -1, dtype=torch.float64) / process.n_steps  # [k0 + 1], decreasing
+
+    return ChainFromStep(steps=k0)
+
+
 def restore_batch(model, records, k0: int, generator):
     """``records`` (clean structures) noised to chain step ``k0`` of the model's process and carried back to 0 by
     ancestral sampling over every chain step (no network call for ``k0 = 0``); returns restored records."""
@@ -321,7 +332,7 @@ def restore_batch(model, records, k0: int, generator):
 
     from molgen import keys as K
     from molgen.sampling.model import _records
-    from molgen.sampling.samplers import AncestralSampler, SamplingContext
+    from molgen.sampling.samplers import SamplingContext
 
     fields, process = model.fields, model.process
     batch = Batch.from_data_list(records).to(model.device)
@@ -332,10 +343,8 @@ def restore_batch(model, records, k0: int, generator):
     if k0 > 0:
         t = torch.full((n_graphs,), k0 / process.n_steps, device=model.device)
         noisy = process.corrupt(x, t, batch.batch, n_graphs, None, generator).x_t
-        sampler = AncestralSampler(steps=k0)
-        sampler.grid = lambda _process: torch.arange(k0, -1, -1, dtype=torch.float64) / process.n_steps
-        x = sampler.sample(model, process, noisy, SamplingContext(batch=batch.batch, n_graphs=n_graphs),
-                           generator=generator)
+        x = _chain_from(k0).sample(model, process, noisy, SamplingContext(batch=batch.batch, n_graphs=n_graphs),
+                                   generator=generator)
     decoded = fields.decode(process.finalize(x))
     n_atoms = len(batch.z)
     return _records(decoded[K.POS].double().cpu(), decoded[K.ATOMIC_NUMBERS].cpu(), decoded[K.FORMAL_CHARGES].cpu(),
