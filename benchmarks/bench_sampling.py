@@ -351,6 +351,15 @@ def restore_batch(model, records, k0: int, generator):
                     torch.zeros(n_atoms, dtype=torch.bool), batch.batch.cpu(), n_graphs, 0, None, [])
 
 
+def restore_set(model, originals, k0: int, batch_size: int = 100, seed: int = 0) -> list:
+    """:func:`restore_batch` over ``originals`` in batches, one generator seeded with ``seed``."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    restored = []
+    for start in range(0, len(originals), batch_size):
+        restored += restore_batch(model, originals[start:start + batch_size], k0, generator)
+    return restored
+
+
 def bond_spread(records, reference_records) -> float:
     """Bond-length spread (IQR ratio over bonds to H, :mod:`molgen.validation.distributions`) against the originals."""
     from molgen.validation.distributions import compare, molecule_stats
@@ -374,10 +383,7 @@ def cmd_restore(args) -> list[dict]:
     originals = [split[i] for i in range(min(args.n, len(split)))]
     rows = []
     for k0 in args.from_steps:
-        generator = torch.Generator(device=model.device).manual_seed(args.seed)
-        restored = []
-        for start in range(0, len(originals), args.batch_size):
-            restored += restore_batch(model, originals[start:start + args.batch_size], k0, generator)
+        restored = restore_set(model, originals, k0, args.batch_size, args.seed)
         sigma = float(model.process[POS].coefficients(torch.tensor([k0 / model.process.n_steps]))[1]) if k0 else 0.0
         row = {"from chain step": k0, "position noise sigma": sigma, **evaluate(restored),
                "bond spread vs originals": bond_spread(restored, originals)}

@@ -87,10 +87,7 @@ def main(argv=None) -> int:
     originals = [test[i] for i in range(min(args.n, len(test)))]
     rows = []
     for k0 in (10, 30):
-        restore_generator = torch.Generator().manual_seed(0)
-        restored = []
-        for first in range(0, len(originals), 100):
-            restored += bench.restore_batch(model, originals[first:first + 100], k0, restore_generator)
+        restored = bench.restore_set(model, originals, k0)
         row = {"from chain step": k0, **bench.evaluate(restored),
                "bond spread vs originals": bench.bond_spread(restored, originals)}
         rows.append(row)

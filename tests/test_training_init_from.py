@@ -97,7 +97,6 @@ def test_init_from_takes_a_shipped_model_name():
     assert resolve_source("qm9").name == "model.ckpt"
 
 
-
 def test_an_unconditional_run_starts_as_the_conditional_sources_unconditional_mode(tmp_path):
     """init_from a conditional checkpoint into an unconditional run: the dropped condition's embedding is folded
     into the time embedding, so the new network's outputs equal the source's with the condition dropped."""

@@ -144,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
 def _worker(options: dict) -> int:
     from molgen.errors import ConfigError
     from molgen.sampling.api import classifier_setup, make_guidance
-    from molgen.sampling.guidance import DEFAULT_CLASSIFIER_SCALE
     from molgen.sampling.distributed import device_for, init_distributed, shutdown
+    from molgen.sampling.guidance import DEFAULT_CLASSIFIER_SCALE
     from molgen.sampling.inpainting import read_fragment
     from molgen.sampling.model import load_sampling_model
     from molgen.sampling.runner import SampleRun

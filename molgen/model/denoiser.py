@@ -247,17 +247,16 @@ def fold_dropped_condition(state: dict[str, Tensor], prefix: str = "") -> list[s
     conditional network's with the condition dropped. ``state`` maps tensor names (``prefix`` + this module's
     names) to tensors; the condition tensors are removed. Returns their names (empty when there are none).
     """
-    names = [f"{prefix}embed_condition.{i}.{kind}" for i in (0, 2) for kind in ("weight", "bias")]
-    if not all(name in state for name in names):
+    names = {part: f"{prefix}embed_condition.{part}" for part in ("0.weight", "0.bias", "2.weight", "2.bias")}
+    if not all(name in state for name in names.values()):
         return []
-    first_bias, second_weight, second_bias = (state[f"{prefix}embed_condition.{n}"]
-                                              for n in ("0.bias", "2.weight", "2.bias"))
-    offset = second_weight @ torch.nn.functional.silu(first_bias) + second_bias  # [S]
+    hidden = torch.nn.functional.silu(state[names["0.bias"]])  # [S], the first layer's output for a zero input
+    offset = state[names["2.weight"]] @ hidden + state[names["2.bias"]]  # [S]
     time_bias = f"{prefix}embed_time.mlp.2.bias"
     state[time_bias] = state[time_bias] + offset.to(state[time_bias].dtype)
-    for name in names:
+    for name in names.values():
         del state[name]
-    return names
+    return list(names.values())
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

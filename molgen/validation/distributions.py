@@ -157,6 +157,12 @@ def interquartile_range(h: np.ndarray, bins: np.ndarray) -> float:
     return histogram_quantile(h, bins, 0.75) - histogram_quantile(h, bins, 0.25)
 
 
+def _weighted_mean(values: dict[str, float], weights: dict[str, float]) -> float:
+    """Mean of ``values`` over the keys of ``weights``, weighted by them (NaN when they sum to zero)."""
+    total = sum(weights.values())
+    return sum(values[k] * weights[k] for k in weights) / total if total else float("nan")
+
+
 def spread_ratio(generated: dict[str, np.ndarray], reference: dict[str, np.ndarray],
                  bins: np.ndarray) -> tuple[float, dict[str, float]]:
     """IQR(generated) / IQR(reference) per bond type, and its reference-frequency-weighted mean over the types
@@ -171,9 +177,7 @@ def spread_ratio(generated: dict[str, np.ndarray], reference: dict[str, np.ndarr
             per_type[name] = interquartile_range(h_gen, bins) / iqr_ref
             if "H" in name.split("-"):
                 weights[name] = float(h_ref.sum())
-    total = sum(weights.values())
-    mean = sum(per_type[k] * weights[k] for k in weights) / total if total else float("nan")
-    return mean, per_type
+    return _weighted_mean(per_type, weights), per_type
 
 
 def compare(generated: DistributionStats, reference: DistributionStats) -> dict[str, Any]:
@@ -198,8 +202,7 @@ def compare(generated: DistributionStats, reference: DistributionStats) -> dict[
             if name in gen and gen[name].sum() > 0:
                 per_type[name] = histogram_w1(gen[name], h_ref, width)
                 weights[name] = float(h_ref.sum())
-        total = sum(weights.values())
-        out[key] = sum(per_type[k] * weights[k] for k in per_type) / total if total else float("nan")
+        out[key] = _weighted_mean(per_type, weights)
         out[f"{key}_by_type"] = per_type
     out["bond_length_spread"], out["bond_length_spread_by_type"] = spread_ratio(
         generated.bond_lengths, reference.bond_lengths, LENGTH_BINS)
