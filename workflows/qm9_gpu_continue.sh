@@ -5,9 +5,11 @@
 #   RESULTS=results bash workflows/qm9_gpu_continue.sh train          # first call: a new run from those weights
 #   DATA=packed/qm9 RESUME=results/last.ckpt TOTAL_STEPS=30000 ... train  # later calls: the same run
 #   CKPT=results/last.ckpt RESULTS=results bash workflows/qm9_gpu_continue.sh sample
+#   DATA=packed/qm9 SECONDS_LEFT=800 bash workflows/qm9_gpu_continue.sh plan   # prints a TOTAL_STEPS for that time
 #
 # DATA is a packed dataset folder (`molgen data build qm9 --output packed/qm9`), so the GPU machine needs
-# neither qm9pack nor the raw data. The learning rate is the config's cosine over the absolute steps
+# neither qm9pack nor the raw data; DATA may also be that folder as a .tar.xz (about 30 MB instead of 44, for
+# tools that limit what travels; `tar -C packed -cJf qm9.tar.xz qm9`), unpacked to /tmp/molgen_data on first use. The learning rate is the config's cosine over the absolute steps
 # 0..TOTAL_STEPS, and every call with the same TOTAL_STEPS continues the same schedule. INIT starts a new run
 # (step 0, new optimizer) from a checkpoint's EMA weights (`init_from`); RESUME continues that checkpoint's own
 # run and schedule (the shipped model is at step 8,500 of its segment-5 run, whose cosine has ended, so
@@ -15,14 +17,30 @@
 # stops training early and still saves the checkpoint, so a schedule can span several time-limited calls.
 # BATCH (512), LR (4e-4) and WARMUP (300) are session 6's segment 6a: on an H100 the small preset takes the same
 # ~0.08 s per step for 256 or 512 molecules, so 512 doubles throughput (about 6,200 molecules/s).
-# `train` leaves RESULTS/last.ckpt and RESULTS/metrics.csv; `sample` leaves XYZ files for `molgen validate`.
+# `plan` times 25 training steps and prints the TOTAL_STEPS that fill SECONDS_LEFT of training at 85 % of that
+# rate (less 35 s of start-up per call, CALLS calls). `train` leaves RESULTS/last.ckpt and RESULTS/metrics.csv;
+# `sample` leaves XYZ files for `molgen validate`.
 set -euo pipefail
 MOLGEN=${MOLGEN:-molgen}
+MOLGEN_PY=${MOLGEN_PY:-python3}
 RESULTS=${RESULTS:-runs/gpu}
 RUN=${RUN:-/tmp/molgen_gpu_run}
 mkdir -p "$RESULTS"
+if [[ "${DATA:-}" == *.tar.xz ]]; then
+  unpacked=/tmp/molgen_data/$(basename "$DATA" .tar.xz)
+  [ -f "$unpacked/meta.json" ] || { mkdir -p /tmp/molgen_data && tar -C /tmp/molgen_data -xJf "$DATA"; }
+  DATA=$unpacked
+fi
 
 case "${1:-}" in
+plan)
+  : "${DATA:?packed dataset folder}" "${SECONDS_LEFT:?seconds of training to plan for}"
+  timing=$($MOLGEN_PY -m molgen.training.throughput --preset small --steps 25 --warmup 10 --batch-size "${BATCH:-512}" \
+    --source "$DATA" trainer.accelerator="${ACCELERATOR:-gpu}" trainer.precision=bf16-mixed data.num_workers="${WORKERS:-8}" 2>/dev/null)
+  s_per_step=$(awk -F'|' '/^\| small/{gsub(/ /,"",$4); print $4}' <<<"$timing")
+  echo "$timing" | grep '^|' >&2
+  $MOLGEN_PY -c "print(int(0.85 * ($SECONDS_LEFT - 35 * ${CALLS:-1}) / $s_per_step))"
+  ;;
 train)
   : "${DATA:?packed dataset folder}" "${TOTAL_STEPS:?last step of the cosine}"
   if [ -n "${INIT:-}" ]; then start=(init_from="$INIT"); else start=(resume="${RESUME:?INIT or RESUME checkpoint}"); fi
