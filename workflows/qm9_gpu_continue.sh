@@ -19,7 +19,8 @@
 # ~0.08 s per step for 256 or 512 molecules, so 512 doubles throughput (about 6,200 molecules/s).
 # `plan` times 25 training steps and prints the TOTAL_STEPS that fill SECONDS_LEFT of training at 85 % of that
 # rate (less 35 s of start-up per call, CALLS calls). `train` leaves RESULTS/last.ckpt and RESULTS/metrics.csv;
-# `sample` leaves XYZ files for `molgen validate`.
+# `sample` leaves XYZ files for `molgen validate`: N ddpm-100 samples, then N_GRID of each SPECS entry
+# (sampler:steps, `full` = the whole schedule; default "ddpm:full ddim:100 dpm:100 ddim:50").
 set -euo pipefail
 MOLGEN=${MOLGEN:-molgen}
 MOLGEN_PY=${MOLGEN_PY:-python3}
@@ -60,7 +61,7 @@ sample)
   N=${N:-10000}; N_GRID=${N_GRID:-2000}
   common=(--checkpoint "$CKPT" --precision bf16 --batch-size "${SAMPLE_BATCH:-1000}" --no-progress --overwrite)
   $MOLGEN sample "${common[@]}" -n "$N" -o "$RESULTS/ddpm100.xyz" --sampler ddpm --steps 100
-  for spec in ddpm:full ddim:100 dpm:100 ddim:50; do
+  for spec in ${SPECS:-ddpm:full ddim:100 dpm:100 ddim:50}; do
     sampler=${spec%:*}; steps=${spec#*:}
     if [ "$steps" = full ]; then step_args=(); else step_args=(--steps "$steps"); fi
     $MOLGEN sample "${common[@]}" -n "$N_GRID" -o "$RESULTS/${sampler}${steps}.xyz" --sampler "$sampler" "${step_args[@]}"
