@@ -8,9 +8,9 @@
 #   bash workflows/qm9_default_model.sh curve CKPT...       # learning-curve points: N (200) samples each, DDIM 100
 #   bash workflows/qm9_default_model.sh ship CKPT  # copy CKPT in as the shipped model -- only when `measure` improved
 #
-# On a GPU: workflows/qm9_gpu_continue.sh (batch 256, time-limited calls, a packed dataset copy).
-# On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine. The shipped model is at step 8,500
-# of its own (segment-5) run, whose cosine has ended: continue it with `refine` (SOURCE defaults to it).
+# On a GPU: workflows/qm9_gpu_continue.sh (batch 512, time-limited calls, a packed dataset copy); it is ~24x
+# faster than this CPU path. On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine. The
+# shipped model is at the end of its own (segment-6b) run's cosine: continue it with `refine` (SOURCE defaults to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/qm9_small}

@@ -12,8 +12,8 @@
 # tools that limit what travels; `tar -C packed -cJf qm9.tar.xz qm9`), unpacked to /tmp/molgen_data on first use. The learning rate is the config's cosine over the absolute steps
 # 0..TOTAL_STEPS, and every call with the same TOTAL_STEPS continues the same schedule. INIT starts a new run
 # (step 0, new optimizer) from a checkpoint's EMA weights (`init_from`); RESUME continues that checkpoint's own
-# run and schedule (the shipped model is at step 8,500 of its segment-5 run, whose cosine has ended, so
-# resuming it with a larger TOTAL_STEPS is a warm restart at that step's rate). TIME_LIMIT (this call's wall clock)
+# run and schedule (the shipped model is at step 4,912 of its segment-6b run, at the end of its cosine, so
+# resuming it with a larger TOTAL_STEPS is a warm restart at that step's rate: use INIT for a new segment). TIME_LIMIT (this call's wall clock)
 # stops training early and still saves the checkpoint, so a schedule can span several time-limited calls.
 # BATCH (512), LR (4e-4) and WARMUP (300) are session 6's segment 6a: on an H100 the small preset takes the same
 # ~0.08 s per step for 256 or 512 molecules, so 512 doubles throughput (about 6,200 molecules/s).
@@ -23,7 +23,7 @@
 # (sampler:steps, `full` = the whole schedule; default "ddpm:full ddim:100 dpm:100 ddim:50").
 set -euo pipefail
 MOLGEN=${MOLGEN:-molgen}
-MOLGEN_PY=${MOLGEN_PY:-python3}
+MOLGEN_PY=${MOLGEN_PY:-python3}   # `plan` runs the throughput module with it
 RESULTS=${RESULTS:-runs/gpu}
 RUN=${RUN:-/tmp/molgen_gpu_run}
 mkdir -p "$RESULTS"
@@ -37,10 +37,13 @@ case "${1:-}" in
 plan)
   : "${DATA:?packed dataset folder}" "${SECONDS_LEFT:?seconds of training to plan for}"
   timing=$($MOLGEN_PY -m molgen.training.throughput --preset small --steps 25 --warmup 10 --batch-size "${BATCH:-512}" \
-    --source "$DATA" trainer.accelerator="${ACCELERATOR:-gpu}" trainer.precision=bf16-mixed data.num_workers="${WORKERS:-8}" 2>/dev/null)
-  s_per_step=$(awk -F'|' '/^\| small/{gsub(/ /,"",$4); print $4}' <<<"$timing")
+    --source "$DATA" trainer.accelerator="${ACCELERATOR:-gpu}" trainer.precision=bf16-mixed data.num_workers="${WORKERS:-8}" 2>"$RESULTS/plan.log") \
+    || { echo "plan: the throughput run failed; its log is $RESULTS/plan.log" >&2; exit 1; }
   echo "$timing" | grep '^|' >&2
-  $MOLGEN_PY -c "print(int(0.85 * ($SECONDS_LEFT - 35 * ${CALLS:-1}) / $s_per_step))"
+  # the table's row `| small | parameters | median s/step | ...`: 85 % of the steps that fit, less start-up
+  awk -F'|' -v left="$SECONDS_LEFT" -v calls="${CALLS:-1}" '/^\| small/{gsub(/ /,"",$4); s=$4}
+    END{if (!s) {print "plan: no timing row in the throughput output" > "/dev/stderr"; exit 1}
+        print int(0.85 * (left - 35 * calls) / s)}' <<<"$timing"
   ;;
 train)
   : "${DATA:?packed dataset folder}" "${TOTAL_STEPS:?last step of the cosine}"
