@@ -325,21 +325,29 @@ def _chain_from(k0: int):
     return ChainFromStep(steps=k0)
 
 
+def clean_state(model, records):
+    """``(batch, n_graphs, x0)``: ``records`` as one PyG batch on the model's device and their clean values per
+    field in the model's process space (no formal charges in a record: zeros)."""
+    from torch_geometric.data import Batch
+
+    from molgen import keys as K
+
+    batch = Batch.from_data_list(records).to(model.device)
+    n_graphs = int(batch.num_graphs)
+    charges = batch[K.FORMAL_CHARGES] if K.FORMAL_CHARGES in batch else torch.zeros_like(batch.z)
+    raw = model.fields.raw_fields({K.POS: batch.pos.float(), K.ATOMIC_NUMBERS: batch.z, K.FORMAL_CHARGES: charges})
+    return batch, n_graphs, model.process.prepare(raw, batch.batch, n_graphs, None)
+
+
 def restore_batch(model, records, k0: int, generator):
     """``records`` (clean structures) noised to chain step ``k0`` of the model's process and carried back to 0 by
     ancestral sampling over every chain step (no network call for ``k0 = 0``); returns restored records."""
-    from torch_geometric.data import Batch
-
     from molgen import keys as K
     from molgen.sampling.model import _records
     from molgen.sampling.samplers import SamplingContext
 
     fields, process = model.fields, model.process
-    batch = Batch.from_data_list(records).to(model.device)
-    n_graphs = int(batch.num_graphs)
-    charges = batch[K.FORMAL_CHARGES] if K.FORMAL_CHARGES in batch else torch.zeros_like(batch.z)
-    raw = fields.raw_fields({K.POS: batch.pos.float(), K.ATOMIC_NUMBERS: batch.z, K.FORMAL_CHARGES: charges})
-    x = process.prepare(raw, batch.batch, n_graphs, None)
+    batch, n_graphs, x = clean_state(model, records)
     if k0 > 0:
         t = torch.full((n_graphs,), k0 / process.n_steps, device=model.device)
         noisy = process.corrupt(x, t, batch.batch, n_graphs, None, generator).x_t

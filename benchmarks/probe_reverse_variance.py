@@ -23,33 +23,37 @@ then ``molgen validate`` on the concatenated shards. Results: ``benchmarks/sampl
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import time
 from pathlib import Path
 
 import torch
 
+BENCH = Path(__file__).resolve().parent / "bench_sampling.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_sampling", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
 
 def residual_table(model, records, times: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[dict]:
     """Per time ``t`` and Gaussian field: ``E||eps_hat||^2 / d`` (``gamma``) and ``E||eps - eps_hat||^2 / d``
     (``resid``) over ``records`` noised to ``t``; ``d`` counts the field's free dimensions (positions: 3 (n - 1)
     per molecule, the zero-centre-of-mass subspace)."""
-    from torch_geometric.data import Batch
-
-    from molgen import keys as K
     from molgen.diffusion.corruptions import GaussianCorruption, PositionCorruption
     from molgen.sampling.samplers import SamplingContext, _per_atom, project_positions
 
-    fields, process = model.fields, model.process
+    clean_state = _bench().clean_state
+    process = model.process
     rows = []
     for t_value in times.tolist():
         sums: dict[str, list[float]] = {}
         for start in range(0, len(records), batch_size):
-            batch = Batch.from_data_list(records[start:start + batch_size])
-            n_graphs = int(batch.num_graphs)
-            charges = batch[K.FORMAL_CHARGES] if K.FORMAL_CHARGES in batch else torch.zeros_like(batch.z)
-            raw = fields.raw_fields({K.POS: batch.pos.float(), K.ATOMIC_NUMBERS: batch.z, K.FORMAL_CHARGES: charges})
-            x0 = process.prepare(raw, batch.batch, n_graphs, None)
+            batch, n_graphs, x0 = clean_state(model, records[start:start + batch_size])
             t = torch.full((n_graphs,), t_value, dtype=torch.float64)
             x_t = process.corrupt(x0, t, batch.batch, n_graphs, None, generator).x_t
             context = SamplingContext(batch=batch.batch, n_graphs=n_graphs)
@@ -88,15 +92,13 @@ def npr_sampler(table: list[dict], steps: int, spacing: str):
     class NPRAncestralSampler(AncestralSampler):
         def update(self, name, corruption, x_t, x0_hat, t, s, i, context, state, generator):
             post = corruption.posterior(x_t, x0_hat, t, s, context.batch, context.fixed)
-            c0, _, _ = corruption.posterior_coefficients(t, s)  # [n_graphs]
             ab_t = corruption.schedule.alpha_bar(t.double())
             j = int(torch.argmin((times - float(t[0])).abs()))
             if abs(float(times[j]) - float(t[0])) > 1e-9:
                 raise ValueError(f"time {float(t[0])} is not in the table; build it for the same grid")
-            extra = c0**2 * (1.0 - ab_t) / ab_t * resid[name][j].clamp(0.0, 1.0)  # [n_graphs]
+            extra = post.coef_x0**2 * (1.0 - ab_t) / ab_t * resid[name][j].clamp(0.0, 1.0)  # [n_graphs]
             variance = post.variance + _per_atom(extra, context.batch, x_t)
-            if context.fixed is not None:
-                variance = variance.masked_fill(context.fixed.unsqueeze(-1), 0.0)
+            # the noise is zero on fixed atoms, so they keep post.mean (= x_t) whatever the variance
             noise = corruption.sample_noise(x_t, context.batch, context.n_graphs, context.fixed, generator)
             return post.mean + variance.sqrt() * noise
 

@@ -10,7 +10,7 @@
 #
 # On a GPU: workflows/qm9_gpu_continue.sh (batch 512, time-limited calls, a packed dataset copy); it is ~24x
 # faster than this CPU path. On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine. The
-# shipped model is at the end of its own (segment-6b) run's cosine: continue it with `refine` (SOURCE defaults to it).
+# shipped model is at the end of its own (segment-7) run's cosine: continue it with `refine` (SOURCE defaults to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/qm9_small}
