@@ -10,7 +10,7 @@
 #
 # On a GPU: workflows/qm9_gpu_continue.sh (batch 512, time-limited calls, a packed dataset copy); it is ~24x
 # faster than this CPU path. On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine. The
-# shipped model is at the end of its own (segment-7) run's cosine: continue it with `refine` (SOURCE defaults to it).
+# shipped model is at the end of its own (segment-8) run's cosine: continue it with `refine` (SOURCE defaults to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/qm9_small}
@@ -31,7 +31,8 @@ case "${1:-}" in
   refine)
     # e.g. SOURCE=molgen/models/qm9_gap/model.ckpt: the gap-conditioned sibling trained on more molecules; init_from
     # folds its unconditional mode into this unconditional network. Two CPU processes unless DEVICES says otherwise;
-    # BATCH is per process (segment 7: BATCH=256 LR=1.5e-4 STEPS=4000, 2 x 256 = 512 as on the GPU, 340 molecules/s).
+    # BATCH is per process (segments 7, 8: BATCH=256 LR=1.5e-4 STEPS=4000 / 3800, 2 x 256 = 512 as on the GPU,
+    # 340-350 molecules/s).
     SOURCE=${SOURCE:-$SHIPPED}; STEPS=${STEPS:-8000}
     molgen train configs/qm9.yaml "${COMMON[@]}" "init_from=$SOURCE" optim.lr="${LR:-2.0e-4}" \
       data.batch_size="${BATCH:-64}" optim.scheduler.warmup_steps="${WARMUP:-200}" \
