@@ -10,11 +10,12 @@
 # DATA is a packed dataset folder (`molgen data build qm9 --output packed/qm9`), so the GPU machine needs
 # neither qm9pack nor the raw data; DATA may also be that folder as a .tar.xz (about 30 MB instead of 44, for
 # tools that limit what travels; `tar -C packed -cJf qm9.tar.xz qm9`), unpacked to /tmp/molgen_data on first use.
-# The learning rate is the config's cosine over the absolute steps 0..TOTAL_STEPS, and every call with the same TOTAL_STEPS continues the same schedule. INIT starts a new run
-# (step 0, new optimizer) from a checkpoint's EMA weights (`init_from`); RESUME continues that checkpoint's own
-# run and schedule (the shipped model is at step 3,800 of its segment-8 run, at the end of its cosine, so
-# resuming it with a larger TOTAL_STEPS is a warm restart at that step's rate: use INIT for a new segment).
-# TIME_LIMIT (this call's wall clock) stops training early and still saves the checkpoint, so a schedule can span several time-limited calls.
+# The learning rate is the config's cosine over the absolute steps 0..TOTAL_STEPS, and every call with the same
+# TOTAL_STEPS continues the same schedule. INIT starts a new run (step 0, new optimizer) from a checkpoint's EMA
+# weights (`init_from`); RESUME continues that checkpoint's own run and schedule (the shipped model is at step
+# 3,800 of its segment-8 run, at the end of its cosine, so resuming it with a larger TOTAL_STEPS is a warm
+# restart at that step's rate: use INIT for a new segment). TIME_LIMIT (this call's wall clock) stops training
+# early and still saves the checkpoint, so a schedule can span several time-limited calls.
 # BATCH (512), LR (4e-4) and WARMUP (300) are session 6's segment 6a: on an H100 the small preset takes the same
 # ~0.08 s per step for 256 or 512 molecules, so 512 doubles throughput (about 6,200 molecules/s).
 # `plan` times 25 training steps and prints the TOTAL_STEPS that fill SECONDS_LEFT of training at 85 % of that
