@@ -7,6 +7,7 @@
 #   bash workflows/qm9_default_model.sh measure CKPT [N]   # N samples (default 10000), 100 steps, EDM + charged protocols
 #   bash workflows/qm9_default_model.sh curve CKPT...       # learning-curve points: N (200) samples each, DDIM 100
 #   bash workflows/qm9_default_model.sh ship CKPT  # copy CKPT in as the shipped model -- only when `measure` improved
+#   then: python workflows/record_segment.py LABEL RUN CKPT --measure DIR --curve DIR  # the model folder's CSVs
 #
 # On a GPU: workflows/qm9_gpu_continue.sh (batch 512, time-limited calls, a packed dataset copy); it is ~24x
 # faster than this CPU path. On a shared CPU keep OMP_NUM_THREADS=1. STEPS is the last step of the cosine. The
