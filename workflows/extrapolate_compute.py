@@ -21,7 +21,8 @@ def main() -> None:
     parser.add_argument("csv")
     parser.add_argument("--molecules-per-s", type=float, default=6200.0, help="throughput for the hours column")
     args = parser.parse_args()
-    rows = list(csv.DictReader(open(args.csv)))
+    with open(args.csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
     seen = np.array([float(r["molecules_seen"]) for r in rows])
     atom = np.array([float(r["atom_stability"]) for r in rows])
     mol = np.array([float(r["mol_stability"]) for r in rows])

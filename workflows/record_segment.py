@@ -52,10 +52,11 @@ def run_metric_rows(run_dir: Path) -> list[dict[str, str]]:
     if not versions:
         sys.exit(f"{run_dir}: no csv/version_*/metrics.csv (is it a `molgen train` output_dir?)")
     tables = [list(csv.DictReader(io.StringIO(path.read_text()))) for path in versions]
+    first_steps = [int(table[0]["step"]) if table else None for table in tables]  # where each version started
     rows: list[dict[str, str]] = []
     for index, table in enumerate(tables):
-        later = [int(r["step"]) for t in tables[index + 1:] for r in t[:1]]
-        redo_from = min(later) if later else None
+        later = [step for step in first_steps[index + 1:] if step is not None]
+        redo_from = min(later, default=None)
         rows += [r for r in table if redo_from is None or int(r["step"]) < redo_from]
     return rows
 
@@ -69,13 +70,18 @@ def metric_row(edm_json: Path, step: int, molecules: int) -> list[str]:
 
 
 def last_measured(path: Path) -> tuple[int, int]:
-    rows = list(csv.DictReader(path.open()))
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
     return int(rows[-1]["step"]), int(rows[-1]["molecules_seen"])
 
 
+def read_header(path: Path) -> list[str]:
+    with path.open(newline="") as handle:
+        return next(csv.reader(handle))
+
+
 def append_rows(path: Path, header: list[str], rows: list[list[str]], dry_run: bool) -> None:
-    with path.open() as handle:
-        existing_header = next(csv.reader(handle))
+    existing_header = read_header(path)
     if existing_header != header:
         sys.exit(f"{path}: header {existing_header} differs from {header}")
     buffer = io.StringIO()
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({start_molecules:,} molecules) -> step {step}, {molecules:,} molecules")
 
     log_path = args.model_dir / "training_log.csv"
-    log_header = next(csv.reader(log_path.open()))
+    log_header = read_header(log_path)
     run_rows = run_metric_rows(args.run_dir)
     unknown = sorted(set(run_rows[0]) - set(log_header))
     if unknown:
